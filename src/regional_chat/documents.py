@@ -1,0 +1,214 @@
+"""Files of the corpus -> Document values: one reader per format.
+
+``.txt`` and ``.md`` files are one document each, with optional YAML front
+matter (``title``, ``date``, ``source``, ``country``, ...). ``.jsonl`` files
+hold one document a line: ``text``, plus any other fields as metadata and
+``id`` when given. A file that is binary or not UTF-8 is skipped with a
+warning that names it; the rest of the corpus is still read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .types import Document
+
+SUFFIXES = (".txt", ".md", ".jsonl")
+MAX_TEXT_FILE_BYTES = 32 * 1024 * 1024  # a single .txt/.md document; JSON Lines files are streamed
+MAX_TITLE_CHARS = 200
+
+
+class CorpusError(ValueError):
+    """The corpus cannot be used at all (missing, or holds no document)."""
+
+
+class DocumentError(ValueError):
+    """One file cannot be read as documents; the build skips it with a warning."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file of the corpus, as listed before it is read."""
+
+    path: Path
+    rel: str  # path relative to the corpus root, with forward slashes: the document id
+    size: int
+    mtime_ns: int
+
+
+def list_files(corpus: str | Path) -> list[SourceFile]:
+    """The corpus files in a stable order: a folder is walked recursively; a single file is itself.
+
+    Hidden files and folders (a leading dot) are passed over.
+
+    Raises:
+        CorpusError: the corpus does not exist or is not a folder or a supported file.
+    """
+    root = Path(corpus)
+    if root.is_file():
+        if root.suffix.lower() not in SUFFIXES:
+            raise CorpusError(f"{root}: not a corpus file (supported: {', '.join(SUFFIXES)}).")
+        st = root.stat()
+        return [SourceFile(root, root.name, st.st_size, st.st_mtime_ns)]
+    if not root.is_dir():
+        raise CorpusError(f"corpus {root} does not exist: create it and put .txt, .md or .jsonl files in it.")
+    found: list[SourceFile] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or Path(name).suffix.lower() not in SUFFIXES:
+                continue
+            path = Path(dirpath) / name
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # vanished while listing
+            found.append(SourceFile(path, path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    return found
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_documents(source: SourceFile) -> Iterator[Document | str]:
+    """The documents of one file, in order; a ``str`` in the stream is a warning about one line.
+
+    Raises:
+        DocumentError: the whole file is unreadable (binary, not UTF-8, empty, too large).
+    """
+    if source.path.suffix.lower() == ".jsonl":
+        yield from _read_jsonl(source)
+        return
+    if source.size > MAX_TEXT_FILE_BYTES:
+        raise DocumentError(f"{source.rel}: {source.size:,} bytes is over the {MAX_TEXT_FILE_BYTES:,}-byte limit for one document.")
+    try:
+        data = source.path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{source.rel}: cannot be read ({exc.strerror}).") from exc
+    yield parse_text_document(source.rel, data, markdown=source.path.suffix.lower() == ".md")
+
+
+def _decode(rel: str, data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise DocumentError(f"{rel}: looks binary (it holds NUL bytes); skipped.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"{rel}: is not UTF-8 (byte {exc.start}); skipped. Save it as UTF-8 to index it.") from exc
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+
+
+def parse_text_document(rel: str, data: bytes, *, markdown: bool = False) -> Document:
+    """A .txt or .md file's bytes -> Document (front matter kept as metadata, not text)."""
+    text = _decode(rel, data)
+    metadata: dict[str, str] = {}
+    match = _FRONT_MATTER.match(text)
+    if match:
+        parsed = _yaml(match.group(1) or "")
+        if parsed is not None:
+            metadata = parsed
+            text = text[match.end() :]
+    if not text.strip():
+        raise DocumentError(f"{rel}: has no text; skipped.")
+    title = metadata.get("title", "")
+    if not title and markdown:
+        heading = _HEADING.search(text)
+        title = heading.group(1) if heading else ""
+    return Document(
+        doc_id=rel,
+        text=text,
+        title=_clip_title(title or _first_line(text)),
+        content_hash=sha256(data),
+        metadata=metadata,
+    )
+
+
+def _yaml(block: str) -> dict[str, str] | None:
+    import yaml
+
+    try:
+        value = yaml.safe_load(block) if block.strip() else {}
+    except yaml.YAMLError:
+        return None  # not front matter after all: keep it as text
+    if not isinstance(value, dict):
+        return None
+    return {str(k): _scalar(v) for k, v in value.items() if v is not None}
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)) or value is None:
+        return str(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line
+    return ""
+
+
+def _clip_title(title: str) -> str:
+    title = " ".join(title.split())
+    return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _read_jsonl(source: SourceFile) -> Iterator[Document | str]:
+    seen: set[str] = set()
+    try:
+        handle = source.path.open("rb")
+    except OSError as exc:
+        raise DocumentError(f"{source.rel}: cannot be read ({exc.strerror}).") from exc
+    with handle:
+        any_line = False
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            any_line = True
+            if number == 1 and b"\x00" in raw:
+                raise DocumentError(f"{source.rel}: looks binary (it holds NUL bytes); skipped.")
+            where = f"{source.rel}:{number}"
+            try:
+                obj = json.loads(raw.decode("utf-8-sig"))
+            except UnicodeDecodeError:
+                yield f"{where}: not UTF-8; line skipped."
+                continue
+            except json.JSONDecodeError as exc:
+                yield f"{where}: not JSON ({exc.msg}); line skipped."
+                continue
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
+                yield f"{where}: has no \"text\" field with text; line skipped."
+                continue
+            local_id = str(obj["id"]) if obj.get("id") not in (None, "") else str(number)
+            doc_id = f"{source.rel}#{local_id}"
+            if doc_id in seen:
+                yield f"{where}: id {local_id!r} was already used in this file; line skipped."
+                continue
+            seen.add(doc_id)
+            text = obj["text"]
+            metadata = {k: _scalar(v) for k, v in obj.items() if k != "text" and v is not None}
+            yield Document(
+                doc_id=doc_id,
+                text=text,
+                title=_clip_title(metadata.get("title") or _first_line(text)),
+                content_hash=sha256(raw.rstrip(b"\r\n")),
+                metadata=metadata,
+            )
+        if not any_line:
+            raise DocumentError(f"{source.rel}: is empty; skipped.")

