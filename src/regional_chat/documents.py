@@ -9,6 +9,7 @@ warning that names it; the rest of the corpus is still read.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -70,7 +71,7 @@ def list_files(corpus: str | Path) -> list[SourceFile]:
             except OSError:
                 continue  # vanished while listing
             found.append(SourceFile(path, path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
-    return found
+    return sorted(found, key=lambda f: f.rel)
 
 
 def sha256(data: bytes) -> str:
@@ -150,6 +151,8 @@ def _scalar(value: object) -> str:
         return value
     if isinstance(value, (int, float, bool)) or value is None:
         return str(value)
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()  # YAML reads 2024-03-14 as a date
     try:
         return json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):

@@ -141,6 +141,12 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - install problem
             raise EmbedderError("sentence-transformers is not installed: pip install sentence-transformers") from exc
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
+        except ImportError:  # pragma: no cover
+            pass
         kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
         model = SentenceTransformer(str(self.path), device="cpu", model_kwargs=kwargs)
         self._max_tokens = int(model.max_seq_length)

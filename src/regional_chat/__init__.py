@@ -1,0 +1,51 @@
+"""regional-chat: questions answered with verbatim quotes from your documents, offline.
+
+Importing this package loads nothing heavy: no model, no index, no web
+framework. The names below are imported on first use.
+
+    >>> from regional_chat import build_index, Assistant
+    >>> build_index("corpus", "index")                       # doctest: +SKIP
+    >>> Assistant.load("index").answer("Where is the UNRCCA headquartered?").text  # doctest: +SKIP
+    'Ashgabat, Turkmenistan'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Settings": ("settings", "Settings"),
+    "Document": ("types", "Document"),
+    "Chunk": ("types", "Chunk"),
+    "Hit": ("types", "Hit"),
+    "Quote": ("types", "Quote"),
+    "Answer": ("types", "Answer"),
+    "BuildReport": ("types", "BuildReport"),
+    "build_index": ("index", "build_index"),
+    "load_index": ("index", "load_index"),
+    "Index": ("index", "Index"),
+    "Assistant": ("assistant", "Assistant"),
+    "answer": ("assistant", "answer"),
+}
+
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .assistant import Assistant, answer
+    from .index import Index, build_index, load_index
+    from .settings import Settings
+    from .types import Answer, BuildReport, Chunk, Document, Hit, Quote
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'regional_chat' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module_name}", __name__), attr)
+    globals()[name] = value
+    return value

@@ -1,0 +1,808 @@
+"""Build, update, save and load the index: FAISS vectors, a SQLite chunk store, a manifest.
+
+Layout of an index folder::
+
+    index/
+      CURRENT             # the name of the live generation, replaced atomically
+      .lock               # held (flock) by the one build that may run at a time
+      gen-000007/         # one complete, never-modified generation
+        manifest.json     # format, model, dimension, chunking, a hash of every document
+        vectors.faiss     # IndexIDMap2 over an inner-product index, ids = chunk ids
+        store.sqlite      # documents and chunks, readable with any SQLite client
+        lexical/          # the BM25 index over the same chunks
+
+A build writes a new generation in a temporary folder beside the live one
+and switches ``CURRENT`` to it only when everything is on disk, so killing a
+build at any moment leaves the previous generation live and intact.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .chunking import Chunker
+from .documents import CorpusError, DocumentError, SourceFile, list_files, read_documents
+from .embedding import Embedder, make_embedder
+from .settings import Settings
+from .types import BuildReport, Chunk, Document
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+LOCK = ".lock"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+STORE = "store.sqlite"
+LEXICAL = "lexical"
+
+
+class IndexStateError(RuntimeError):
+    """The index cannot be used as it is; the message says what to run."""
+
+
+class IndexNotFoundError(IndexStateError):
+    pass
+
+
+class IndexCorruptError(IndexStateError):
+    pass
+
+
+class IndexMismatchError(IndexStateError):
+    pass
+
+
+class IndexBusyError(IndexStateError):
+    pass
+
+
+REBUILD_HINT = "run `regional-chat build --full` to rebuild it from the corpus"
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise ImportError("FAISS is not available: install faiss-cpu (pip install faiss-cpu).") from exc
+    return faiss
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+@dataclass(frozen=True)
+class DocEntry:
+    content_hash: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    size: int
+    mtime_ns: int
+    docs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an index generation holds and how it was built."""
+
+    model: str
+    dim: int
+    chunking: dict[str, Any]
+    documents: dict[str, DocEntry]
+    files: dict[str, FileEntry]
+    chunks: int
+    built_at: str
+    corpus: str
+    index_kind: str = "flat"
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format_version": self.format_version,
+                "model": self.model,
+                "dim": self.dim,
+                "chunking": self.chunking,
+                "index_kind": self.index_kind,
+                "built_at": self.built_at,
+                "corpus": self.corpus,
+                "chunks": self.chunks,
+                "documents": {k: {"hash": v.content_hash, "chunks": v.chunks} for k, v in self.documents.items()},
+                "files": {k: {"size": v.size, "mtime_ns": v.mtime_ns, "docs": list(v.docs)} for k, v in self.files.items()},
+            },
+            ensure_ascii=False,
+            indent=1,
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> "Manifest":
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if raw.get("format_version") != FORMAT_VERSION:
+                raise IndexMismatchError(
+                    f"{path} has index format {raw.get('format_version')!r}; this version reads {FORMAT_VERSION}: {REBUILD_HINT}."
+                )
+            return cls(
+                model=str(raw["model"]),
+                dim=int(raw["dim"]),
+                chunking=dict(raw["chunking"]),
+                documents={k: DocEntry(str(v["hash"]), int(v["chunks"])) for k, v in raw["documents"].items()},
+                files={k: FileEntry(int(v["size"]), int(v["mtime_ns"]), tuple(v["docs"])) for k, v in raw["files"].items()},
+                chunks=int(raw["chunks"]),
+                built_at=str(raw["built_at"]),
+                corpus=str(raw.get("corpus", "")),
+                index_kind=str(raw.get("index_kind", "flat")),
+            )
+        except IndexMismatchError:
+            raise
+        except FileNotFoundError as exc:
+            raise IndexCorruptError(f"{path} is missing: {REBUILD_HINT}.") from exc
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IndexCorruptError(f"{path} is unreadable or corrupt ({exc.__class__.__name__}: {exc}): {REBUILD_HINT}.") from exc
+
+    def check_compatible(self, embedder: Embedder, settings: Settings, where: Path) -> None:
+        """Refuse an index built with another model or other chunk settings."""
+        if self.model != embedder.name or self.dim != embedder.dim:
+            raise IndexMismatchError(
+                f"the index at {where} was built with model {self.model} ({self.dim} dimensions), "
+                f"but the settings ask for {embedder.name} ({embedder.dim} dimensions): {REBUILD_HINT}."
+            )
+        if self.chunking != settings.chunking():
+            raise IndexMismatchError(
+                f"the index at {where} was built with chunking {self.chunking}, "
+                f"but the settings ask for {settings.chunking()}: {REBUILD_HINT}."
+            )
+
+
+# --------------------------------------------------------------------------- chunk store
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    metadata TEXT NOT NULL,          -- JSON object
+    content_hash TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id INTEGER PRIMARY KEY,    -- the FAISS id
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+    seq INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    text TEXT NOT NULL               -- documents.text[start:end]
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, seq);
+"""
+
+
+class Store:
+    """The SQLite chunk store. Readers share one connection behind a lock."""
+
+    def __init__(self, path: Path, *, readonly: bool) -> None:
+        self.path = path
+        if readonly:
+            uri = f"file:{path}?mode=ro&immutable=1"  # a generation is never modified once live
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self._db = sqlite3.connect(path, check_same_thread=False)
+            self._db.executescript(_SCHEMA)
+            self._db.execute("PRAGMA journal_mode=OFF")  # the whole generation is thrown away on failure
+            self._db.execute("PRAGMA synchronous=OFF")
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add_document(self, doc: Document) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?)",
+            (doc.doc_id, doc.title, json.dumps(dict(doc.metadata), ensure_ascii=False), doc.content_hash, doc.text),
+        )
+
+    def add_chunks(self, chunks: Sequence[Chunk]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+            [(c.chunk_id, c.doc_id, c.seq, c.start, c.end, c.text) for c in chunks],
+        )
+
+    def remove_documents(self, doc_ids: Sequence[str]) -> np.ndarray:
+        """Delete documents and their chunks; returns the deleted chunk ids."""
+        removed: list[int] = []
+        for doc_id in doc_ids:
+            removed.extend(r[0] for r in self._db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,)))
+            self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+        return np.array(removed, dtype=np.int64)
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def count_chunks(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def chunks(self, ids: Sequence[int]) -> list[Chunk | None]:
+        if not len(ids):
+            return []
+        wanted = [int(i) for i in ids]
+        found: dict[int, Chunk] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for row in self._db.execute(f"SELECT chunk_id, doc_id, seq, start, end, text FROM chunks WHERE chunk_id IN ({marks})", part):
+                    found[row[0]] = Chunk(*row)
+        return [found.get(i) for i in wanted]
+
+    def chunk_ids(self) -> np.ndarray:
+        with self._lock:
+            rows = self._db.execute("SELECT chunk_id FROM chunks ORDER BY chunk_id").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def iter_chunks(self, batch: int = 5000) -> Iterator[Chunk]:
+        """Every chunk, ordered by id, read in batches so memory stays flat."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT chunk_id, doc_id, seq, start, end, text FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield Chunk(*row)
+            last = rows[-1][0]
+
+    def document(self, doc_id: str) -> Document | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc_id, text, title, content_hash, metadata FROM documents WHERE doc_id = ?", (doc_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return Document(doc_id=row[0], text=row[1], title=row[2], content_hash=row[3], metadata=json.loads(row[4]))
+
+    def doc_chunks(self, doc_id: str) -> list[Chunk]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT chunk_id, doc_id, seq, start, end, text FROM chunks WHERE doc_id = ? ORDER BY seq", (doc_id,)
+            ).fetchall()
+        return [Chunk(*r) for r in rows]
+
+
+# --------------------------------------------------------------------------- the loaded index
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    path: Path
+    documents: int
+    chunks: int
+    model: str
+    dim: int
+    chunking: dict[str, Any]
+    index_kind: str
+    built_at: str
+    corpus: str
+    size_bytes: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"index:      {self.path}",
+            f"corpus:     {self.corpus}",
+            f"documents:  {self.documents}",
+            f"chunks:     {self.chunks}",
+            f"model:      {self.model} ({self.dim} dimensions)",
+            f"chunking:   {self.chunking['chunk_tokens']} tokens, {self.chunking['chunk_overlap']} sentence(s) overlap",
+            f"faiss:      {self.index_kind}",
+            f"built at:   {self.built_at}",
+            f"on disk:    {self.size_bytes / 1e6:.1f} MB",
+        ]
+
+
+class Index:
+    """One loaded, read-only index generation.
+
+    Use :func:`load_index` to get one. Searching is thread-safe.
+    """
+
+    def __init__(self, root: Path, path: Path, manifest: Manifest, vectors: Any, store: Store) -> None:
+        self.root = root  # the index folder (holds CURRENT)
+        self.path = path  # this generation's folder
+        self.manifest = manifest
+        self._vectors = vectors
+        self.store = store
+        self._lexical = None
+        self._lexical_lock = threading.Lock()
+
+    @property
+    def generation(self) -> str:
+        return self.path.name
+
+    def __len__(self) -> int:
+        return int(self._vectors.ntotal)
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """Per query vector, the ``k`` nearest chunks as (chunk_id, cosine), best first."""
+        queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        k = max(1, min(k, len(self)))
+        scores, ids = self._vectors.search(queries, k)
+        # ties are broken by id, so equal scores do not come back in insertion order
+        # (which differs between an incremental and a full build)
+        return [
+            sorted(((int(i), float(s)) for i, s in zip(row_ids, row_scores) if i != -1), key=lambda p: (-p[1], p[0]))
+            for row_ids, row_scores in zip(ids, scores)
+        ]
+
+    def chunks(self, ids: Sequence[int]) -> list[Chunk]:
+        """The chunks with these ids, in the same order (ids not in the index are left out)."""
+        return [c for c in self.store.chunks(ids) if c is not None]
+
+    def iter_chunks(self) -> Iterator[Chunk]:
+        return self.store.iter_chunks()
+
+    def document(self, doc_id: str) -> Document:
+        doc = self.store.document(doc_id)
+        if doc is None:
+            raise KeyError(f"no document {doc_id!r} in the index")
+        return doc
+
+    def doc_ids(self) -> list[str]:
+        return sorted(self.manifest.documents)
+
+    @property
+    def lexical(self):
+        """The BM25 index over the same chunks (loaded on first use)."""
+        if self._lexical is None:
+            with self._lexical_lock:
+                if self._lexical is None:
+                    from .retrieval import LexicalIndex
+
+                    folder = self.path / LEXICAL
+                    if not folder.is_dir():
+                        raise IndexCorruptError(f"{folder} is missing: {REBUILD_HINT}.")
+                    self._lexical = LexicalIndex.load(folder)
+        return self._lexical
+
+    def info(self) -> IndexInfo:
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        m = self.manifest
+        return IndexInfo(self.path, len(m.documents), m.chunks, m.model, m.dim, m.chunking, m.index_kind, m.built_at, m.corpus, size)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def current_generation(root: Path) -> Path | None:
+    """The live generation folder of the index at ``root``, or None when there is none yet."""
+    pointer = root / CURRENT
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IndexCorruptError(f"{pointer} cannot be read ({exc}): {REBUILD_HINT}.") from exc
+    if not name or "/" in name or name.startswith("."):
+        raise IndexCorruptError(f"{pointer} does not name a generation ({name!r}): {REBUILD_HINT}.")
+    path = root / name
+    if not path.is_dir():
+        raise IndexCorruptError(f"{pointer} names {name}, which is missing: {REBUILD_HINT}.")
+    return path
+
+
+def load_index(index_dir: str | Path = "index", settings: Settings | None = None, embedder: Embedder | None = None) -> Index:
+    """Open the live generation of the index at ``index_dir``.
+
+    Args:
+        index_dir: the folder ``regional-chat build`` wrote.
+        settings: when given (with or without ``embedder``), the index must have been built
+            with the same model and chunking, or :class:`IndexMismatchError` is raised.
+        embedder: the embedder questions will be embedded with (checked against the manifest).
+
+    Raises:
+        IndexNotFoundError: nothing has been built there yet.
+        IndexCorruptError: files are missing or unreadable.
+        IndexMismatchError: built with another model or other chunk settings.
+    """
+    root = Path(index_dir)
+    path = current_generation(root)
+    if path is None:
+        raise IndexNotFoundError(f"no index at {root}: run `regional-chat build` first.")
+    manifest = Manifest.read(path / MANIFEST)
+    if settings is not None or embedder is not None:
+        settings = settings or Settings()
+        manifest.check_compatible(embedder or make_embedder(settings), settings, root)
+    vectors = _read_vectors(path / VECTORS)
+    store_path = path / STORE
+    if not store_path.is_file():
+        raise IndexCorruptError(f"{store_path} is missing: {REBUILD_HINT}.")
+    try:
+        store = Store(store_path, readonly=True)
+        stored = store.count_chunks()
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"{store_path} is corrupt ({exc}): {REBUILD_HINT}.") from exc
+    if stored != vectors.ntotal or stored != manifest.chunks or vectors.d != manifest.dim:
+        store.close()
+        raise IndexCorruptError(
+            f"the index at {root} is inconsistent ({vectors.ntotal} vectors, {stored} stored chunks, "
+            f"manifest says {manifest.chunks}): {REBUILD_HINT}."
+        )
+    return Index(root, path, manifest, vectors, store)
+
+
+def _read_vectors(path: Path) -> Any:
+    faiss = _faiss()
+    if not path.is_file():
+        raise IndexCorruptError(f"{path} is missing: {REBUILD_HINT}.")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexCorruptError(f"{path} is corrupt ({str(exc).splitlines()[0]}): {REBUILD_HINT}.") from exc
+
+
+# --------------------------------------------------------------------------- building
+
+
+@contextmanager
+def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
+    """Hold the index's build lock; a second build refuses (or waits with ``wait=True``).
+
+    flock is released by the kernel when the process dies, even by kill -9,
+    so a killed build never leaves a stale lock behind.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise IndexBusyError(
+                f"another build is running on {root} (pid {holder}); wait for it to finish, or pass --wait."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@dataclass
+class _Plan:
+    """What a build has to do, worked out from the corpus listing and the old manifest."""
+
+    to_embed: dict[str, list[str]] = field(default_factory=dict)  # file rel -> doc ids (added or changed)
+    unchanged: set[str] = field(default_factory=set)
+    added: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    kept: dict[str, DocEntry] = field(default_factory=dict)  # unchanged documents' old entries
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    sources: dict[str, SourceFile] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    stats_changed: bool = False
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def _plan(files: list[SourceFile], old: Manifest | None, warn: Callable[[str], None]) -> _Plan:
+    plan = _Plan()
+    old_docs = old.documents if old else {}
+    seen: set[str] = set()
+    for source in files:
+        plan.sources[source.rel] = source
+        prev = old.files.get(source.rel) if old else None
+        if prev is not None and prev.size == source.size and prev.mtime_ns == source.mtime_ns:
+            # same size and modification time as last build: trust it, as git and make do
+            for doc_id in prev.docs:
+                plan.unchanged.add(doc_id)
+                plan.kept[doc_id] = old_docs[doc_id]
+            plan.files[source.rel] = prev
+            seen.update(prev.docs)
+            continue
+        plan.stats_changed = True
+        try:
+            doc_ids: list[str] = []
+            for item in read_documents(source):
+                if isinstance(item, str):
+                    warn(item)
+                    plan.skipped.append(item)
+                    continue
+                if item.doc_id in seen:
+                    msg = f"{source.rel}: document id {item.doc_id!r} is used twice in the corpus; the later one is skipped."
+                    warn(msg)
+                    plan.skipped.append(msg)
+                    continue
+                seen.add(item.doc_id)
+                doc_ids.append(item.doc_id)
+                before = old_docs.get(item.doc_id)
+                if before is not None and before.content_hash == item.content_hash:
+                    plan.unchanged.add(item.doc_id)
+                    plan.kept[item.doc_id] = before
+                else:
+                    (plan.changed if before is not None else plan.added).add(item.doc_id)
+                    plan.to_embed.setdefault(source.rel, []).append(item.doc_id)
+        except DocumentError as exc:
+            plan.skipped.append(str(exc))
+            if prev is not None:
+                # the file was indexed before and is unreadable now: keep what was indexed
+                warn(f"{exc} The previously indexed version is kept.")
+                for doc_id in prev.docs:
+                    plan.unchanged.add(doc_id)
+                    plan.kept[doc_id] = old_docs[doc_id]
+                plan.files[source.rel] = prev
+                seen.update(prev.docs)
+            else:
+                warn(str(exc))
+            continue
+        plan.files[source.rel] = FileEntry(source.size, source.mtime_ns, tuple(doc_ids))
+    plan.removed = set(old_docs) - seen
+    if old and set(old.files) - set(plan.files):
+        plan.stats_changed = True
+    return plan
+
+
+def _new_flat_index(dim: int) -> Any:
+    faiss = _faiss()
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for f in path.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(path)
+
+
+def _next_generation_name(root: Path) -> str:
+    numbers = [int(p.name[4:]) for p in root.glob("gen-*") if p.name[4:].isdigit()]
+    return f"gen-{max(numbers, default=0) + 1:06d}"
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="doc", desc="embedding", file=sys.stderr, dynamic_ncols=True)
+
+
+def build_index(
+    corpus_dir: str | Path = "corpus",
+    index_dir: str | Path = "index",
+    settings: Settings | None = None,
+    *,
+    full: bool = False,
+    embedder: Embedder | None = None,
+    progress: bool = False,
+    wait: bool = False,
+    warn: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> BuildReport:
+    """Bring the index at ``index_dir`` up to date with ``corpus_dir``.
+
+    Only new and changed documents are embedded; removed documents' chunks are
+    deleted; ``full=True`` rebuilds from scratch. The new generation becomes
+    live only once it is complete on disk.
+
+    Args:
+        corpus_dir: a folder of .txt/.md/.jsonl files, or one such file.
+        index_dir: where the index lives (created if missing).
+        settings: model and chunking; defaults to ``Settings()``.
+        full: ignore the existing index and rebuild everything.
+        embedder: use this embedder instead of the one ``settings.model`` names.
+        progress: show a progress bar on stderr.
+        wait: wait for another running build instead of refusing.
+        warn: called with each warning (files skipped); defaults to printing on stderr.
+        on_progress: called with (documents embedded so far, documents to embed).
+
+    Returns:
+        A :class:`BuildReport` (added, changed, removed, unchanged, chunks, seconds).
+
+    Raises:
+        CorpusError: the corpus is missing or holds no readable document.
+        IndexBusyError: another build is running on the same index.
+        IndexMismatchError / IndexCorruptError: the existing index cannot be updated; rebuild with full=True.
+    """
+    started = time.perf_counter()
+    settings = settings or Settings()
+    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    root = Path(index_dir)
+    corpus = Path(corpus_dir)
+    files = list_files(corpus)  # fails early, before any lock or model, on a missing corpus
+    if not files:
+        raise CorpusError(f"corpus {corpus} holds no .txt, .md or .jsonl file: add documents and build again.")
+    with build_lock(root, wait=wait):
+        for stale in root.glob(".tmp-*"):  # left by a build that was killed: we hold the lock, nobody uses them
+            shutil.rmtree(stale, ignore_errors=True)
+        old_path = None if full else current_generation(root)
+        old = Manifest.read(old_path / MANIFEST) if old_path else None
+        embedder = embedder or make_embedder(settings)
+        if old is not None:
+            old.check_compatible(embedder, settings, root)
+        plan = _plan(files, old, warn)
+        documents = len(plan.unchanged) + len(plan.added) + len(plan.changed)
+        if documents == 0:
+            raise CorpusError(
+                f"corpus {corpus} holds no readable document ({len(plan.skipped)} file(s) skipped): "
+                "add .txt, .md or .jsonl files with text and build again."
+            )
+        if old is not None and not plan.changes and not plan.stats_changed:
+            return _report(plan, documents, old.chunks, 0, started, full)
+        tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()
+        try:
+            chunks_total, embedded = _write_generation(tmp, old_path, old, plan, corpus, settings, embedder, progress, on_progress)
+            _fsync_tree(tmp)
+            name = _next_generation_name(root)
+            os.rename(tmp, root / name)
+            _fsync_dir(root)
+            _point_current(root, name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _drop_old_generations(root, keep={name, old_path.name if old_path else ""})
+        return _report(plan, documents, chunks_total, embedded, started, full)
+
+
+def _report(plan: _Plan, documents: int, chunks: int, embedded: int, started: float, full: bool) -> BuildReport:
+    return BuildReport(
+        added=len(plan.added),
+        changed=len(plan.changed),
+        removed=len(plan.removed),
+        unchanged=len(plan.unchanged),
+        skipped=tuple(plan.skipped),
+        documents=documents,
+        chunks=chunks,
+        chunks_embedded=embedded,
+        seconds=time.perf_counter() - started,
+        full=full,
+    )
+
+
+def _write_generation(
+    tmp: Path,
+    old_path: Path | None,
+    old: Manifest | None,
+    plan: _Plan,
+    corpus: Path,
+    settings: Settings,
+    embedder: Embedder,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> tuple[int, int]:
+    """Write a complete generation into ``tmp``; returns (chunks in it, chunks embedded)."""
+    faiss = _faiss()
+    if old_path is not None:
+        shutil.copyfile(old_path / STORE, tmp / STORE)
+        vectors = _read_vectors(old_path / VECTORS)
+    else:
+        vectors = _new_flat_index(embedder.dim)
+    store = Store(tmp / STORE, readonly=False)
+    try:
+        gone = store.remove_documents(sorted(plan.removed | plan.changed))
+        if len(gone):
+            vectors.remove_ids(faiss.IDSelectorBatch(gone))
+
+        chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens, embedder.max_tokens)
+        entries: dict[str, DocEntry] = dict(plan.kept)
+        total_docs = sum(len(v) for v in plan.to_embed.values())
+        bar = _progress(total_docs, progress)
+        buffer: list[Chunk] = []
+        embedded = 0
+        done_docs = 0
+
+        def flush() -> None:
+            nonlocal embedded
+            if not buffer:
+                return
+            vecs = embedder.embed_passages([c.text for c in buffer])
+            vectors.add_with_ids(vecs, np.array([c.chunk_id for c in buffer], dtype=np.int64))
+            store.add_chunks(buffer)
+            embedded += len(buffer)
+            buffer.clear()
+
+        for rel, wanted_ids in plan.to_embed.items():
+            wanted = set(wanted_ids)
+            for item in read_documents(plan.sources[rel]):
+                if isinstance(item, str) or item.doc_id not in wanted:
+                    continue
+                chunks = chunker.chunks(item)
+                store.add_document(item)
+                buffer.extend(chunks)
+                entries[item.doc_id] = DocEntry(item.content_hash, len(chunks))
+                done_docs += 1
+                if bar is not None:
+                    bar.update(1)
+                if on_progress is not None:
+                    on_progress(done_docs, total_docs)
+                if len(buffer) >= settings.embed_buffer:
+                    flush()
+        flush()
+        if bar is not None:
+            bar.close()
+        store.commit()
+        stored = store.count_chunks()
+        if stored != vectors.ntotal:
+            raise IndexCorruptError(f"internal error: {vectors.ntotal} vectors but {stored} chunks stored")
+        _build_lexical(store, tmp / LEXICAL)
+    finally:
+        store.close()
+    faiss.write_index(vectors, str(tmp / VECTORS))
+    manifest = Manifest(
+        model=embedder.name,
+        dim=embedder.dim,
+        chunking=settings.chunking(),
+        documents=dict(sorted(entries.items())),
+        files=dict(sorted(plan.files.items())),
+        chunks=int(vectors.ntotal),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        corpus=str(corpus.resolve()),
+        index_kind="flat",
+    )
+    (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    return int(vectors.ntotal), embedded
+
+
+def _build_lexical(store: Store, folder: Path) -> None:
+    """(Re)build the BM25 index from the chunk store."""
+    try:
+        from .retrieval import LexicalIndex
+    except ImportError:  # retrieval not available yet in this build of the package
+        return
+    ids = store.chunk_ids()  # ordered by id, as iter_chunks yields them
+    LexicalIndex.build(ids, (chunk.text for chunk in store.iter_chunks())).save(folder)
+
+
+def _point_current(root: Path, name: str) -> None:
+    """Switch CURRENT to ``name`` atomically (write a temp file, fsync, rename over)."""
+    tmp = root / f".tmp-CURRENT-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, root / CURRENT)
+    _fsync_dir(root)
+
+
+def _drop_old_generations(root: Path, keep: set[str]) -> None:
+    """Delete generations other than the live one and the one before it.
+
+    The one before stays so that a process that loaded it moments ago can
+    still open its files; it goes at the next build.
+    """
+    for path in root.glob("gen-*"):
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
