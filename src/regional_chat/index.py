@@ -7,7 +7,7 @@ Layout of an index folder::
       .lock               # held (flock) by the one build that may run at a time
       gen-000007/         # one complete, never-modified generation
         manifest.json     # format, model, dimension, chunking, a hash of every document
-        vectors.faiss     # IndexIDMap2 over an inner-product index, ids = chunk ids
+        vectors.faiss     # the vectors, ids = chunk ids: exact (flat) or IVF (see index_kinds.py)
         store.sqlite      # documents and chunks, readable with any SQLite client
         lexical/          # the BM25 index over the same chunks
 
@@ -39,6 +39,7 @@ import numpy as np
 from .chunking import Chunker
 from .documents import CorpusError, DocumentError, SourceFile, list_files, read_documents
 from .embedding import Embedder, make_embedder
+from . import index_kinds
 from .settings import Settings
 from .types import BuildReport, Chunk, Document
 
@@ -111,6 +112,7 @@ class Manifest:
     built_at: str
     corpus: str
     index_kind: str = "flat"
+    index_params: dict[str, Any] = field(default_factory=dict)  # IVF cells and probes, why the kind changed
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -121,6 +123,7 @@ class Manifest:
                 "dim": self.dim,
                 "chunking": self.chunking,
                 "index_kind": self.index_kind,
+                "index_params": self.index_params,
                 "built_at": self.built_at,
                 "corpus": self.corpus,
                 "chunks": self.chunks,
@@ -149,6 +152,7 @@ class Manifest:
                 built_at=str(raw["built_at"]),
                 corpus=str(raw.get("corpus", "")),
                 index_kind=str(raw.get("index_kind", "flat")),
+                index_params=dict(raw.get("index_params", {})),
             )
         except IndexMismatchError:
             raise
@@ -304,6 +308,7 @@ class IndexInfo:
     built_at: str
     corpus: str
     size_bytes: int
+    index_params: dict[str, Any] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         return [
@@ -313,10 +318,19 @@ class IndexInfo:
             f"chunks:     {self.chunks}",
             f"model:      {self.model} ({self.dim} dimensions)",
             f"chunking:   {self.chunking['chunk_tokens']} tokens, {self.chunking['chunk_overlap']} sentence(s) overlap",
-            f"faiss:      {self.index_kind}",
+            f"faiss:      {self.index_kind}{_kind_details(self.index_params)}",
             f"built at:   {self.built_at}",
             f"on disk:    {self.size_bytes / 1e6:.1f} MB",
         ]
+
+
+def _kind_details(params: dict[str, Any]) -> str:
+    parts = []
+    if "nlist" in params:
+        parts.append(f"{params['nlist']} lists, {params['nprobe']} probed per search")
+    if params.get("switched_from"):
+        parts.append(f"switched from {params['switched_from']} at {params.get('switched_at_chunks')} chunks")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 class Index:
@@ -386,7 +400,9 @@ class Index:
     def info(self) -> IndexInfo:
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         m = self.manifest
-        return IndexInfo(self.path, len(m.documents), m.chunks, m.model, m.dim, m.chunking, m.index_kind, m.built_at, m.corpus, size)
+        return IndexInfo(
+            self.path, len(m.documents), m.chunks, m.model, m.dim, m.chunking, m.index_kind, m.built_at, m.corpus, size, dict(m.index_params)
+        )
 
     def close(self) -> None:
         self.store.close()
@@ -440,6 +456,10 @@ def load_index(index_dir: str | Path = "index", settings: Settings | None = None
         stored = store.count_chunks()
     except sqlite3.DatabaseError as exc:
         raise IndexCorruptError(f"{store_path} is corrupt ({exc}): {REBUILD_HINT}.") from exc
+    if index_kinds.kind_of(vectors) != manifest.index_kind:
+        raise IndexCorruptError(
+            f"{path / VECTORS} is a {index_kinds.kind_of(vectors)} index but the manifest says {manifest.index_kind}: {REBUILD_HINT}."
+        )
     if stored != vectors.ntotal or stored != manifest.chunks or vectors.d != manifest.dim:
         store.close()
         raise IndexCorruptError(
@@ -566,8 +586,7 @@ def _plan(files: list[SourceFile], old: Manifest | None, warn: Callable[[str], N
 
 
 def _new_flat_index(dim: int) -> Any:
-    faiss = _faiss()
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    return index_kinds.new_flat(dim)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -652,6 +671,13 @@ def build_index(
         embedder = embedder or make_embedder(settings)
         if old is not None:
             old.check_compatible(embedder, settings, root)
+            target = index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind)
+            if settings.index_kind != "auto" and target != old.index_kind and old.index_kind not in index_kinds.EXACT_STORAGE:
+                warn(
+                    f"the index holds {old.index_kind} (compressed) vectors and the settings ask for {target}: "
+                    "every document is embedded again."
+                )
+                old_path, old, full = None, None, True
         plan = _plan(files, old, warn)
         documents = len(plan.unchanged) + len(plan.added) + len(plan.changed)
         if documents == 0:
@@ -659,7 +685,8 @@ def build_index(
                 f"corpus {corpus} holds no readable document ({len(plan.skipped)} file(s) skipped): "
                 "add .txt, .md or .jsonl files with text and build again."
             )
-        if old is not None and not plan.changes and not plan.stats_changed:
+        kind_changes = old is not None and index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind) != old.index_kind
+        if old is not None and not plan.changes and not plan.stats_changed and not kind_changes:
             return _report(plan, documents, old.chunks, 0, started, full)
         tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
         tmp.mkdir()
@@ -757,6 +784,7 @@ def _write_generation(
         stored = store.count_chunks()
         if stored != vectors.ntotal:
             raise IndexCorruptError(f"internal error: {vectors.ntotal} vectors but {stored} chunks stored")
+        vectors, kind, kind_params = _settle_kind(vectors, old, embedder.dim, settings)
         _build_lexical(store, tmp / LEXICAL)
     finally:
         store.close()
@@ -770,10 +798,41 @@ def _write_generation(
         chunks=int(vectors.ntotal),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         corpus=str(corpus.resolve()),
-        index_kind="flat",
+        index_kind=kind,
+        index_params=kind_params,
     )
     (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
     return int(vectors.ntotal), embedded
+
+
+def _settle_kind(vectors: Any, old: Manifest | None, dim: int, settings: Settings) -> tuple[Any, str, dict[str, Any]]:
+    """Move the vectors into the kind of index their number calls for; returns (index, kind, manifest params).
+
+    New vectors are always added to the index they find (a fresh build starts
+    flat), and only at the end is the kind chosen from the final count: the
+    IVF cells are then trained on all the vectors of the corpus, not on
+    whatever came first.
+    """
+    current = index_kinds.kind_of(vectors)
+    n = int(vectors.ntotal)
+    kind = index_kinds.choose_kind(n, dim, settings, current)
+    params: dict[str, Any] = {}
+    trained = False
+    if kind != current:
+        vectors = index_kinds.convert(vectors, kind)
+        params = {"switched_from": current, "switched_at_chunks": n}
+        trained = kind != "flat"
+    else:
+        if old is not None and old.index_kind == kind:  # keep the record of the last switch and training
+            params = {k: v for k, v in old.index_params.items() if k in ("switched_from", "switched_at_chunks", "trained_at_chunks")}
+        if index_kinds.needs_retraining(vectors, n):
+            # the cells were sized for a corpus a quarter or four times this size: train them again
+            vectors = index_kinds.convert(vectors, kind)
+            trained = True
+    if trained:
+        params["trained_at_chunks"] = n
+    params.update(index_kinds.describe(vectors))
+    return vectors, kind, params
 
 
 def _build_lexical(store: Store, folder: Path) -> None:

@@ -23,6 +23,12 @@ class Settings:
         batch_size: texts per forward pass of the embedding model.
         embed_buffer: chunks collected before they are embedded together
             (bigger buffers let the model sort by length and pad less).
+        index_kind: the FAISS index a build writes: ``"auto"`` (exact ``flat`` below
+            ``ann_threshold`` chunks, approximate ``ivf`` past it, ``ivf-sq8`` when the
+            float32 vectors would exceed ``vector_memory_mb``), or one of ``"flat"``,
+            ``"ivf"``, ``"ivf-fp16"``, ``"ivf-sq8"`` (see ``index_kinds``).
+        ann_threshold: chunks from which ``index_kind="auto"`` builds an IVF index.
+        vector_memory_mb: float32 vectors beyond this size make ``auto`` compress them (8 bits a dimension).
     """
 
     model: str = DEFAULT_MODEL
@@ -35,6 +41,10 @@ class Settings:
     top_k: int = 5  # passages handed to the answer extractor
     candidates: int = 50  # taken from each retriever before fusion
     max_question_chars: int = 2000
+    # the vector index (see index_kinds.py)
+    index_kind: str = "auto"
+    ann_threshold: int = 100_000
+    vector_memory_mb: int = 1024
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:
@@ -47,6 +57,12 @@ class Settings:
             raise ValueError(f"dtype must be auto, bfloat16 or float32, got {self.dtype!r}.")
         if self.top_k < 1 or self.candidates < self.top_k:
             raise ValueError("top_k must be positive and candidates at least top_k.")
+        if self.index_kind not in ("auto", "flat", "ivf", "ivf-fp16", "ivf-sq8"):
+            raise ValueError(f"index_kind must be auto, flat, ivf, ivf-fp16 or ivf-sq8, got {self.index_kind!r}.")
+        if self.ann_threshold < 1024:
+            raise ValueError(f"ann_threshold must be at least 1024 chunks (IVF needs vectors to train on), got {self.ann_threshold}.")
+        if self.vector_memory_mb < 1:
+            raise ValueError(f"vector_memory_mb must be positive, got {self.vector_memory_mb}.")
 
     def chunking(self) -> dict[str, Any]:
         """The settings that decide the chunks; an index records them in its manifest."""
