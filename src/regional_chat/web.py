@@ -1,0 +1,386 @@
+"""The web chat: a Gradio app over an :class:`Assistant` (the only module that imports gradio).
+
+Every piece of document text and every question reaches the page through
+:func:`_text`, which escapes it, so a document holding ``<script>`` shows that
+tag as text. Replies are built as one line of HTML: Markdown leaves an HTML
+block alone, so document text is never read as Markdown or LaTeX either.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import os
+import re
+import shutil
+import unicodedata
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio whenever a Blocks is made: no telemetry, no version check
+
+import gradio as gr  # noqa: E402
+
+from .assistant import Assistant  # noqa: E402
+from .documents import SUFFIXES, DocumentError, SourceFile, read_documents  # noqa: E402
+from .index import build_index, current_generation  # noqa: E402
+from .settings import Settings  # noqa: E402
+from .types import Answer, Quote  # noqa: E402
+
+SEED_DOC = "kazakhstan-un-preventive-diplomacy-unrcca-meeting.txt"
+SEED_EXAMPLES = (
+    "Where is the UNRCCA headquartered?",
+    "Who is the Foreign Minister of Kazakhstan?",
+    "What is the main goal of UNRCCA?",
+)
+CONTEXT_CHARS = 500  # of the document shown on each side of a quote when it is opened
+MAX_UPLOAD_MB = 10.0
+
+# System fonts only: the default theme would ask for web fonts, and the page must render offline.
+THEME = gr.themes.Default(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+CSS = """
+.rc-reply blockquote { border-left: 4px solid #9ca3af; margin: .6em 0 .2em; padding: .2em .8em; }
+.rc-reply mark, .rc-context mark { background: #fde047; color: inherit; padding: 0 .1em; font-weight: 600; }
+.rc-cite, .rc-meta { font-size: .85em; opacity: .8; margin: 0 0 .4em; }
+.rc-context { font-size: .9em; margin: 0 0 .8em; }
+.rc-context .rc-here { background: #dbeafe; }
+.rc-related { margin: .8em 0 .2em; font-size: 1em; }
+"""
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _text(value: str) -> str:
+    """``value`` as inert HTML text on one line (a raw newline could end the HTML block)."""
+    return html.escape(value, quote=True).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+
+
+def _marked(text: str, span: tuple[int, int] | None) -> str:
+    if span is None:
+        return _text(text)
+    a, b = span
+    return f"{_text(text[:a])}<mark>{_text(text[a:b])}</mark>{_text(text[b:])}"
+
+
+def _link(url: str) -> str:
+    if not re.match(r"https?://", url, re.IGNORECASE):
+        return _text(url)  # never a javascript: or data: link
+    return f'<a href="{_text(url)}" target="_blank" rel="noopener noreferrer">{_text(url)}</a>'
+
+
+def render_context(quote: Quote, document_text: str | None, width: int = CONTEXT_CHARS) -> str:
+    """The passage around ``quote`` with the quote (and its answer span) highlighted in place."""
+    if document_text is None or document_text[quote.start : quote.end] != quote.text:
+        return f'<span class="rc-here">{_marked(quote.text, quote.highlight)}</span>'  # the document changed since
+    a, b = max(0, quote.start - width), min(len(document_text), quote.end + width)
+    if a > 0:  # start and end on a word boundary
+        space = document_text.find(" ", a, quote.start)
+        a = space + 1 if space >= 0 else a
+    if b < len(document_text):
+        space = document_text.rfind(" ", quote.end, b)
+        b = space if space >= 0 else b
+    before, after = document_text[a : quote.start], document_text[quote.end : b]
+    return (
+        f"{'… ' if a > 0 else ''}{_text(before)}<span class=\"rc-here\">{_marked(quote.text, quote.highlight)}</span>"
+        f"{_text(after)}{' …' if b < len(document_text) else ''}"
+    )
+
+
+def render_quote(quote: Quote, number: int, document_text: str | None) -> str:
+    """One quote: a block quote with the answer highlighted, its source, and its passage behind a toggle."""
+    where = [f"<cite>{_text(quote.title or quote.doc_id)}</cite>"]
+    where += [_text(quote.date)] if quote.date else []
+    where += [_link(quote.source)] if quote.source else []
+    where += [f"{_text(quote.doc_id)}, characters {quote.start}–{quote.end}", f"confidence {quote.score:.2f}"]
+    return (
+        f'<blockquote class="rc-quote">[{number}] “{_marked(quote.text, quote.highlight)}”</blockquote>'
+        f'<p class="rc-cite">— {" · ".join(where)}</p>'
+        f'<details class="rc-context"><summary>Show in context</summary><p>{render_context(quote, document_text)}</p></details>'
+    )
+
+
+def render_answer(answer: Answer, document_text: Callable[[str], str | None] = lambda doc_id: None) -> str:
+    """An Answer as the HTML of one chat reply (one line: Markdown leaves it alone)."""
+    if answer.found:
+        parts = [f'<p class="rc-answer"><strong>{_text(answer.text)}</strong> <span class="rc-meta">(confidence {answer.confidence:.2f})</span></p>']
+        parts += [render_quote(q, n, document_text(q.doc_id)) for n, q in enumerate(answer.quotes, 1)]
+    else:
+        parts = [f'<p class="rc-answer"><strong>{_text(answer.text)}</strong> <span class="rc-meta">(confidence {answer.confidence:.2f})</span></p>']
+        if answer.related:
+            parts.append('<h4 class="rc-related">Related passages (not an answer)</h4>')
+            parts += [render_quote(q, n, document_text(q.doc_id)) for n, q in enumerate(answer.related, 1)]
+    if answer.search_query:
+        parts.append(f'<p class="rc-meta">Searched as: {_text(answer.search_query)}</p>')
+    return f'<div class="rc-reply">{"".join(parts)}</div>'
+
+
+def render_question(question: str) -> str:
+    return f'<div class="rc-question">{_text(question)}</div>'
+
+
+def answer_dict(answer: Answer) -> dict[str, Any]:
+    """An Answer as JSON-ready data: the same fields as the Python API (tuples become lists)."""
+    return asdict(answer)
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+class UploadError(ValueError):
+    """An uploaded file is refused; the message says why and is shown in the page."""
+
+
+def clean_filename(name: str) -> str:
+    """A safe file name for the corpus folder: no folders, no hidden files, an allowed type.
+
+    Raises:
+        UploadError: the name has no usable part or is not a .txt, .md or .jsonl file.
+    """
+    base = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]  # no folders, either slash
+    stem, suffix = os.path.splitext(base)
+    if suffix.lower() not in SUFFIXES:
+        raise UploadError(f"{name!r}: only {', '.join(SUFFIXES)} files can be added.")
+    stem = re.sub(r"[^\w.\-]+", "-", stem, flags=re.UNICODE)
+    stem = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", stem)).strip(".-_")[:100]  # no leading dot: not hidden
+    if not stem:
+        raise UploadError(f"{name!r}: the file name has no usable characters.")
+    return stem + suffix.lower()
+
+
+def _free_target(folder: Path, name: str) -> Path:
+    stem, suffix = Path(name).stem, Path(name).suffix
+    target, n = folder / name, 2
+    while target.exists() or target.is_symlink():
+        target, n = folder / f"{stem}-{n}{suffix}", n + 1
+    return target
+
+
+def add_upload(corpus_dir: Path, path: str | Path, max_bytes: int, original_name: str | None = None) -> tuple[Path, list[str]]:
+    """Copy one uploaded file into the corpus folder after checking it; returns (where, warnings).
+
+    The file is read with the corpus's own readers first, so what is refused
+    here is exactly what the index build would skip.
+
+    Raises:
+        UploadError: wrong type, too large, unreadable, or holds no document.
+    """
+    source = Path(path)
+    name = clean_filename(original_name or source.name)
+    size = source.stat().st_size
+    if size > max_bytes:
+        raise UploadError(f"{name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit.")
+    corpus = corpus_dir.resolve()
+    corpus.mkdir(parents=True, exist_ok=True)
+    staged = corpus / f".upload-{uuid.uuid4().hex[:12]}{Path(name).suffix}"  # hidden: the index build passes it over
+    try:
+        shutil.copyfile(source, staged)
+        warnings, documents = [], 0
+        try:
+            for item in read_documents(SourceFile(staged, name, size, 0)):
+                if isinstance(item, str):
+                    warnings.append(item)  # one bad line of a .jsonl file
+                else:
+                    documents += 1
+        except DocumentError as exc:
+            raise UploadError(str(exc)) from None
+        if documents == 0:
+            raise UploadError(f"{name}: holds no document with text.")
+        target = _free_target(corpus, name)
+        if target.resolve().parent != corpus:
+            raise UploadError(f"{name}: would land outside the corpus folder.")
+        os.replace(staged, target)
+        return target, warnings
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def uploads_allowed(host: str, read_only: bool, auth: object | None) -> bool:
+    """Adding documents is on unless read-only, or served beyond loopback without a login."""
+    if read_only:
+        return False
+    if auth:
+        return True
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def _examples(bot: Assistant) -> list[str]:
+    return list(SEED_EXAMPLES) if SEED_DOC in bot.index.doc_ids() else []
+
+
+def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MAX_UPLOAD_MB, examples: Sequence[str] | None = None) -> gr.Blocks:
+    """The chat page over ``bot``: the chat, the index's state, and (when ``uploads``) the panel to add documents.
+
+    Its API: ``/ask`` (question, history of earlier questions) -> the Answer as a dict.
+    """
+    examples = _examples(bot) if examples is None else list(examples)
+
+    def document_text(doc_id: str) -> str | None:
+        try:
+            return bot.document(doc_id).text
+        except Exception:  # removed by a rebuild meanwhile: the quote is shown alone
+            return None
+
+    def index_summary() -> str:
+        info = bot.index.info()
+        return f"{info.documents} documents, {info.chunks} passages indexed."
+
+    def ask(question: str, history: list[str] | None = None) -> dict:
+        """Answer a question with verbatim quotes from the documents.
+
+        Args:
+            question: the question.
+            history: the earlier questions of the conversation, oldest first (for follow-ups).
+
+        Returns:
+            The Answer as a dict: question, found, text, confidence, quotes and related
+            (each with doc_id, title, source, date, start, end, text, score, highlight), search_query.
+        """
+        try:
+            return answer_dict(bot.answer(question, history=list(history or [])))
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def show_question(message: str, chat: list) -> tuple[str, list, str]:
+        if not message.strip():
+            return "", chat, ""
+        return "", chat + [{"role": "user", "content": render_question(message)}], message
+
+    def respond(question: str, chat: list, turns: list) -> tuple[list, list]:
+        if not question.strip():
+            return chat, turns
+        try:
+            answer = bot.answer(question, history=turns[-2:])
+        except ValueError as exc:
+            return chat + [{"role": "assistant", "content": f'<div class="rc-reply"><p>{_text(str(exc))}</p></div>'}], turns
+        return chat + [{"role": "assistant", "content": render_answer(answer, document_text)}], turns + [answer]
+
+    with gr.Blocks(title="regional-chat", analytics_enabled=False, fill_height=True) as app:
+        gr.Markdown("## regional-chat\nAnswers quoted word for word from the documents, with their source.")
+        turns = gr.State([])  # this conversation's Answers, for follow-up questions
+        asked = gr.State("")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(
+                    label="Chat",
+                    elem_id="chat",
+                    height=560,
+                    sanitize_html=True,  # second line of defence: everything shown is escaped already
+                    allow_tags=False,
+                    latex_delimiters=[],  # "$5 million ... $3 million" is money, not LaTeX
+                    feedback_options=None,
+                    buttons=["copy"],
+                    examples=[{"text": q} for q in examples] or None,
+                    placeholder="Ask a question about the documents. Every answer is a quote you can check.",
+                )
+                box = gr.Textbox(elem_id="question", show_label=False, placeholder="Ask a question…", submit_btn="Ask", autofocus=True)
+            with gr.Column(scale=1, min_width=260):
+                status = gr.Markdown(index_summary(), elem_id="index-status")
+                with gr.Accordion("Add documents", open=uploads, elem_id="uploads"):
+                    if uploads:
+                        files = gr.File(label=f"{', '.join(SUFFIXES)} files, up to {max_upload_mb:g} MB each", file_count="multiple", file_types=list(SUFFIXES), elem_id="upload-files")
+                        add = gr.Button("Add to the corpus and update the index", elem_id="upload-add")
+                        report = gr.HTML(elem_id="upload-report")
+                    else:
+                        gr.Markdown("Adding documents is off: the server is read-only, or it listens beyond this computer without a login (`REGIONAL_CHAT_AUTH`).")
+
+        private: dict[str, Any] = {"api_visibility": "private"}
+        box.submit(show_question, [box, chatbot], [box, chatbot, asked], queue=False, **private).then(
+            respond, [asked, chatbot, turns], [chatbot, turns], **private
+        )
+        def pick_example(chat: list, evt: gr.SelectData) -> tuple[str, list, str]:
+            return show_question(evt.value["text"], chat)
+
+        chatbot.example_select(pick_example, [chatbot], [box, chatbot, asked], queue=False, **private).then(
+            respond, [asked, chatbot, turns], [chatbot, turns], **private
+        )
+        chatbot.clear(lambda: [], None, turns, queue=False, **private)
+        gr.api(ask, api_name="ask")
+
+        if uploads:
+
+            def add_documents(paths: list[str] | None, progress=gr.Progress()) -> tuple[str, str, None]:
+                added, problems = [], []
+                for path in paths or []:
+                    try:
+                        target, warnings = add_upload(bot.corpus_dir, path, int(max_upload_mb * 1e6))
+                        added.append(target.name)
+                        problems += warnings
+                    except UploadError as exc:
+                        problems.append(str(exc))
+                lines = [f"<p>Refused or skipped: {_text(p)}</p>" for p in problems]
+                if not added:
+                    return "".join(lines) or "<p>Choose one or more files first.</p>", index_summary(), None
+                progress(0, desc="updating the index")
+                result = bot.rebuild(on_progress=lambda done, total: progress((done, total), desc="embedding", unit="documents"), warn=problems.append)
+                lines = [f"<p>Added {_text(', '.join(added))}. {_text(result.summary())}. New questions use it now.</p>"] + [
+                    f"<p>Refused or skipped: {_text(p)}</p>" for p in problems
+                ]
+                return "".join(lines), index_summary(), None
+
+            add.click(add_documents, [files], [report, status, files], concurrency_limit=1, concurrency_id="rebuild", **private)
+    return app
+
+
+def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: Any = None, concurrency: int = 4,
+           max_upload_mb: float = MAX_UPLOAD_MB, block: bool = True, quiet: bool = False) -> str:
+    """Serve ``app``; returns its local URL (with ``block=False`` the server runs in a thread until ``app.close()``)."""
+    app.queue(default_concurrency_limit=concurrency)  # this many questions are answered at once; the rest wait in line
+    _, url, _ = app.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        max_file_size=f"{int(max_upload_mb * 1024)}kb",
+        prevent_thread_lock=not block,
+        quiet=quiet,
+        share=False,
+        show_error=True,
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        footer_links=["api"],
+        theme=THEME,
+        css=CSS,
+    )
+    return url
+
+
+def serve(corpus_dir: str | Path, index_dir: str | Path, settings: Settings, *, host: str = "127.0.0.1", port: int = 7860,
+          read_only: bool = False, auth: Any = None, concurrency: int = 4, max_upload_mb: float = MAX_UPLOAD_MB) -> None:
+    """Bring the index up to date with the corpus (progress on the terminal), then serve the chat until interrupted."""
+    corpus, index_dir = Path(corpus_dir), Path(index_dir)
+    if corpus.exists() or current_generation(index_dir) is None:
+        print(build_index(corpus, index_dir, settings, progress=True, wait=True).summary(), flush=True)  # embeds only what changed
+    else:
+        print(f"corpus {corpus} is missing: serving the index at {index_dir} as it is.", flush=True)
+    bot = Assistant.load(index_dir, settings, corpus_dir=corpus)
+    bot.warm_up()  # load the models now, not on the first question
+    uploads = uploads_allowed(host, read_only, auth)
+    if not uploads and not read_only:
+        print(f"adding documents is off: {host} is not a loopback address and REGIONAL_CHAT_AUTH is not set.", flush=True)
+    app = build_app(bot, uploads=uploads, max_upload_mb=max_upload_mb)
+    launch(app, host=host, port=port, auth=auth, concurrency=concurrency, max_upload_mb=max_upload_mb)
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """``"user:password[,user2:password2]"`` (from REGIONAL_CHAT_AUTH) -> Gradio's auth list, or None."""
+    if not value:
+        return None
+    pairs = []
+    for item in value.split(","):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("REGIONAL_CHAT_AUTH must be user:password (several separated by commas).")
+        pairs.append((user, password))
+    return pairs

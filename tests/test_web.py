@@ -1,0 +1,359 @@
+"""The web chat: rendering and upload checks, the API through gradio_client, and a real browser.
+
+The browser test drives Debian's chromium with Playwright against `python app.py`
+run as a subprocess with the real model on the shipped article; its screenshot is
+saved to test-artifacts/web-answer.png (the README's docs/screenshot.png is one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from conftest import FIXTURES, ROOT, SEED
+from regional_chat import web
+from regional_chat.assistant import Assistant
+from regional_chat.index import build_index
+from regional_chat.settings import Settings
+from regional_chat.types import Answer, Quote
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+EVIL = """---
+title: Tulip festival <script>window.__pwned = 1</script> notice
+---
+# Tulip festival notice
+
+The tulip festival of Osh <script>window.__pwned = 1; alert(1)</script> is held every April in the city park \
+<img src=x onerror="window.__pwned = 2; alert(2)">. Entry costs $5 and $$x^2$$ is *not italic*.
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _quote(text: str = "Ashgabat is the <b>seat</b>.", highlight=(0, 8), start: int = 10) -> Quote:
+    return Quote(doc_id="a.md", title="T <i>x</i>", source="https://example.org/a?b=1&c=2", start=start, end=start + len(text),
+                 text=text, score=0.75, highlight=highlight, date="2024-03-14")
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def test_reply_shows_answer_quote_highlight_source_and_confidence_as_inert_html():
+    answer = Answer(question="q", found=True, text="Ashgabat", confidence=0.91, quotes=(_quote(),))
+    html = web.render_answer(answer, lambda doc_id: "0123456789Ashgabat is the <b>seat</b>. More text follows.")
+    assert "\n" not in html  # one HTML block: Markdown does not touch it
+    assert "<b>" not in html and "<i>" not in html
+    assert "&lt;b&gt;seat&lt;/b&gt;" in html and "T &lt;i&gt;x&lt;/i&gt;" in html
+    assert "<mark>Ashgabat</mark>" in html
+    assert '<a href="https://example.org/a?b=1&amp;c=2"' in html and "2024-03-14" in html
+    assert "confidence 0.91" in html and "confidence 0.75" in html
+    assert "Show in context" in html and "More text follows." in html
+
+
+def test_unanswered_reply_says_so_and_lists_related_passages_apart():
+    answer = Answer(question="q", found=False, text="The documents do not answer this question.", confidence=0.1,
+                    related=(_quote(highlight=None),))
+    html = web.render_answer(answer)
+    assert "do not answer" in html
+    assert html.index("Related passages (not an answer)") < html.index("rc-quote")
+
+
+def test_context_highlights_the_quote_in_place_and_falls_back_when_the_document_changed():
+    text = "First sentence here. Ashgabat is the <b>seat</b>. Last one."
+    q = _quote(start=text.index("Ashgabat"))
+    html = web.render_context(q, text)
+    assert html.startswith("First sentence here. <span class=\"rc-here\"><mark>Ashgabat</mark>")
+    assert html.endswith("</span> Last one.")
+    assert web.render_context(q, "something else entirely") == '<span class="rc-here"><mark>Ashgabat</mark> is the &lt;b&gt;seat&lt;/b&gt;.</span>'
+
+
+def test_source_links_are_only_http():
+    html = web.render_answer(Answer("q", True, "x", 0.5, quotes=(Quote("a", "t", "javascript:alert(1)", 0, 1, "x", 0.5),)))
+    assert "<a " not in html and "javascript:alert(1)" in html
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("notes.txt", "notes.txt"),
+        ("../../etc/passwd.md", "passwd.md"),
+        ("..\\..\\windows\\win.ini.txt", "win.ini.txt"),
+        ("/abs/path/Report 2024 (final).MD", "Report-2024-final.md"),
+        (".hidden.jsonl", "hidden.jsonl"),
+        ("a..b....txt", "a.b.txt"),
+        ("Доклад.txt", "Доклад.txt"),
+    ],
+)
+def test_clean_filename(name, expected):
+    assert web.clean_filename(name) == expected
+
+
+@pytest.mark.parametrize("name", ["run.exe", "notes.txt.exe", "page.html", "noext", ".txt", "../.md", "***.txt"])
+def test_clean_filename_refuses(name):
+    with pytest.raises(web.UploadError):
+        web.clean_filename(name)
+
+
+def test_add_upload_checks_type_size_and_content_and_never_overwrites(tmp_path):
+    corpus, up = tmp_path / "corpus", tmp_path / "up"
+    corpus.mkdir(), up.mkdir()
+    (corpus / "news.md").write_text("old\n", encoding="utf-8")
+    good = up / "news.md"
+    good.write_text("# News\n\nThe Caspian sturgeon festival takes place in Atyrau.\n", encoding="utf-8")
+    target, warnings = web.add_upload(corpus, good, 10_000)
+    assert target == corpus.resolve() / "news-2.md" and warnings == []
+    assert (corpus / "news.md").read_text(encoding="utf-8") == "old\n"
+    target, _ = web.add_upload(corpus, good, 10_000, original_name="../../../escape.md")
+    assert target == corpus.resolve() / "escape.md" and not (tmp_path / "escape.md").exists()
+
+    lines = up / "lines.jsonl"
+    lines.write_text('{"text": "one"}\nnot json\n', encoding="utf-8")
+    assert web.add_upload(corpus, lines, 10_000)[1] == ["lines.jsonl:2: not JSON (Expecting value); line skipped."]
+    for name, data, message in [
+        ("big.txt", b"x" * 20_000, "over the"),
+        ("bin.txt", b"\x00\x01\x02", "binary"),
+        ("latin.txt", "caf\xe9".encode("latin-1"), "not UTF-8"),
+        ("empty.jsonl", b'{"title": "no text"}\n', "no document"),
+        ("run.exe", b"MZ", "only .txt"),
+    ]:
+        (up / name).write_bytes(data)
+        with pytest.raises(web.UploadError, match=message):
+            web.add_upload(corpus, up / name, 10_000)
+    assert sorted(p.name for p in corpus.iterdir()) == ["escape.md", "lines.jsonl", "news-2.md", "news.md"]  # no staged leftovers
+
+
+def test_uploads_are_off_when_read_only_or_public_without_login():
+    assert web.uploads_allowed("127.0.0.1", False, None)
+    assert web.uploads_allowed("localhost", False, None) and web.uploads_allowed("::1", False, None)
+    assert not web.uploads_allowed("127.0.0.1", True, None)
+    assert not web.uploads_allowed("0.0.0.0", False, None)
+    assert not web.uploads_allowed("192.168.1.5", False, None)
+    assert web.uploads_allowed("0.0.0.0", False, [("ann", "secret")])
+    assert web.parse_auth("ann:secret,bob:pw") == [("ann", "secret"), ("bob", "pw")]
+    with pytest.raises(ValueError):
+        web.parse_auth("ann")
+
+
+# --------------------------------------------------------------------------- the API (hashing embedder, server in a thread)
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory) -> Assistant:
+    root = tmp_path_factory.mktemp("web")
+    shutil.copytree(FIXTURES / "corpus", root / "corpus")
+    settings = Settings(model="hashing:64", chunk_tokens=40, chunk_overlap=1)
+    build_index(root / "corpus", root / "index", settings, warn=lambda m: None)
+    return Assistant.load(root / "index", settings, corpus_dir=root / "corpus")
+
+
+@pytest.fixture(scope="module")
+def server(bot):
+    app = web.build_app(bot)
+    url = web.launch(app, port=_free_port(), block=False, quiet=True, concurrency=4)
+    try:
+        yield url
+    finally:
+        app.close()
+
+
+def _json(answer: Answer) -> dict:
+    return json.loads(json.dumps(asdict(answer)))
+
+
+def test_api_returns_the_python_answer(bot, server):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    first = "Where did the ministers meet in March 2024?"
+    got = client.predict(first, [], api_name="/ask")
+    assert got == _json(bot.answer(first))
+    assert set(got) == {"question", "found", "text", "confidence", "quotes", "related", "search_query"}
+    for q in got["quotes"] + got["related"]:
+        assert bot.document(q["doc_id"]).text[q["start"] : q["end"]] == q["text"]
+    follow = "Where is the next one?"
+    assert client.predict(follow, [first], api_name="/ask") == _json(bot.answer(follow, history=[first]))
+
+
+def test_api_refuses_an_empty_question_with_the_reason(server):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="the question is empty"):
+        Client(server, verbose=False).predict("   ", [], api_name="/ask")
+
+
+def test_twenty_concurrent_questions_all_succeed(bot, server):
+    from gradio_client import Client
+
+    questions = [
+        "Where did the ministers meet?", "Who chaired the water meeting?", "Which reservoirs share flow data?",
+        "Where is the next water meeting?", "Where did Kyrgyzstan open a border post?",
+    ] * 4
+    expected = {q: _json(bot.answer(q)) for q in set(questions)}
+
+    def ask(question: str) -> tuple[dict, float]:
+        started = time.perf_counter()
+        result = Client(server, verbose=False).predict(question, [], api_name="/ask")  # a client per user
+        return result, time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(ask, questions))
+    wall = time.perf_counter() - started
+    latencies = [t for _, t in results]
+    print(f"\n20 concurrent questions: {wall:.2f} s in all; per question median {statistics.median(latencies):.2f} s, "
+          f"max {max(latencies):.2f} s")
+    assert [r for r, _ in results] == [expected[q] for q in questions]
+
+
+def test_read_only_app_has_no_upload_panel_or_endpoint(bot):
+    app = web.build_app(bot, uploads=False)
+    ids = {getattr(block, "elem_id", None) for block in app.blocks.values()}
+    assert "upload-files" not in ids and "upload-add" not in ids
+    assert "add_documents" not in {fn.name for fn in app.fns.values()}
+
+
+# --------------------------------------------------------------------------- a real browser (real model)
+
+
+@pytest.fixture(scope="module")
+def app_process(tmp_path_factory):
+    """`python app.py` on a copy of the shipped corpus plus a hostile document, on a free port."""
+    root = tmp_path_factory.mktemp("browser")
+    (root / "corpus").mkdir()
+    shutil.copy(SEED, root / "corpus" / SEED.name)
+    (root / "corpus" / "tulips.md").write_text(EVIL, encoding="utf-8")
+    port = _free_port()
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(root / "gradio-tmp"), "PYTHONUNBUFFERED": "1"}
+    log = (root / "server.log").open("w")
+    cmd = [sys.executable, str(ROOT / "app.py"), "--corpus", "corpus", "--index", "index", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{(root / 'server.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not answer within 300 s:\n{(root / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run the browser tests")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_chat_in_a_real_browser(app_process, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    url, root = app_process
+    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    outside, dialogs = [], []
+
+    def route(r):  # the page must work offline: every request stays on this machine
+        if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost") or r.request.url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    replies = page.locator("#chat .rc-reply")
+
+    def ask(question: str):
+        n = replies.count()
+        page.locator("#question textarea").fill(question)
+        page.locator("#question textarea").press("Enter")
+        expect(replies).to_have_count(n + 1, timeout=90_000)
+        return replies.nth(n)
+
+    page.goto(url)
+    expect(page.locator("#chat")).to_contain_text("Where is the UNRCCA headquartered?")  # examples on the empty page
+
+    reply = ask("Where is the UNRCCA headquartered?")
+    expect(reply.locator("blockquote.rc-quote").first).to_be_visible()
+    expect(reply.locator(".rc-quote mark").first).to_contain_text("Ashgabat")
+    expect(reply.locator(".rc-cite").first).to_contain_text("Kazakhstan Prioritizes Peace")
+    expect(reply).to_contain_text("confidence")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-answer.png"))
+    reply.locator(".rc-context summary").first.click()  # the quote in its passage
+    context = reply.locator(".rc-context .rc-here").first
+    expect(context).to_be_visible()
+    expect(context.locator("mark")).to_contain_text("Ashgabat")
+
+    follow = ask("When was it founded?")  # leans on the previous turn
+    expect(follow.locator(".rc-meta").last).to_contain_text("UNRCCA")
+
+    unanswered = ask("What is the population of Mongolia?")
+    expect(unanswered).to_contain_text("do not answer")
+    expect(unanswered).to_contain_text("Related passages")
+
+    hostile = ask("When is the tulip festival of Osh held?")
+    expect(hostile).to_contain_text("<script>window.__pwned = 1; alert(1)</script>")  # shown, as text
+    assert page.locator("#chat script").count() == 0 and hostile.locator("img").count() == 0
+    assert page.evaluate("window.__pwned") is None and dialogs == []
+
+    upload = tmp_path / "sturgeon festival.md"
+    upload.write_text("# Sturgeon festival\n\nThe Caspian sturgeon festival takes place in Atyrau every September.\n", encoding="utf-8")
+    page.locator("#upload-files input[type=file]").set_input_files(str(upload))
+    expect(page.locator("#upload-files")).to_contain_text("sturgeon")
+    page.locator("#upload-add").click()
+    expect(page.locator("#upload-report")).to_contain_text("Added sturgeon-festival.md", timeout=120_000)
+    expect(page.locator("#index-status")).to_contain_text("3 documents")
+    assert (root / "corpus" / "sturgeon-festival.md").is_file()
+    expect(ask("Where does the Caspian sturgeon festival take place?")).to_contain_text("Atyrau")
+
+    page.screenshot(path=str(ARTIFACTS / "web-session.png"), full_page=True)
+    assert outside == [], f"the page asked for things off this machine: {outside}"
+    page.close()
