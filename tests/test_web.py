@@ -14,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ from regional_chat.assistant import Assistant
 from regional_chat.index import build_index
 from regional_chat.settings import Settings
 from regional_chat.types import Answer, Quote
+
+pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas deprecations inside gradio's queue
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -227,6 +230,49 @@ def test_twenty_concurrent_questions_all_succeed(bot, server):
     assert [r for r, _ in results] == [expected[q] for q in questions]
 
 
+def test_questions_asked_while_documents_are_added_all_succeed(tmp_path):
+    from gradio_client import Client
+
+    shutil.copytree(FIXTURES / "corpus", tmp_path / "corpus")
+    settings = Settings(model="hashing:64", chunk_tokens=40, chunk_overlap=1)
+    build_index(tmp_path / "corpus", tmp_path / "index", settings, warn=lambda m: None)
+    own = Assistant.load(tmp_path / "index", settings, corpus_dir=tmp_path / "corpus")
+    app = web.build_app(own)
+    url = web.launch(app, port=_free_port(), block=False, quiet=True)
+    stop, answered, errors = threading.Event(), [], []
+
+    def keep_asking() -> None:
+        client = Client(url, verbose=False)
+        while not stop.is_set():
+            try:
+                answered.append(client.predict("Who chaired the water meeting?", [], api_name="/ask"))
+            except Exception as exc:  # noqa: BLE001 - any failure is what the test looks for
+                errors.append(exc)
+
+    askers = [threading.Thread(target=keep_asking) for _ in range(3)]
+    try:
+        for t in askers:
+            t.start()
+        while len(answered) < 3 and not errors:
+            time.sleep(0.05)
+        new = tmp_path / "upload" / "sturgeon.md"
+        new.parent.mkdir()
+        new.write_text("# Sturgeon festival\n\nThe Caspian sturgeon festival takes place in Atyrau every September.\n", encoding="utf-8")
+        before = len(answered)
+        report = web.add_files(own, [new, tmp_path / "corpus" / "water.md"], 100_000)
+        assert "Added sturgeon.md, water-2.md." in report and "1 unchanged" not in report
+        time.sleep(0.5)
+        assert len(answered) > before
+        got = Client(url, verbose=False).predict("Where does the Caspian sturgeon festival take place?", [], api_name="/ask")
+        assert "sturgeon.md" in {q["doc_id"] for q in got["quotes"] + got["related"]}
+    finally:
+        stop.set()
+        for t in askers:
+            t.join()
+        app.close()
+    assert errors == [] and len(answered) > 3
+
+
 def test_read_only_app_has_no_upload_panel_or_endpoint(bot):
     app = web.build_app(bot, uploads=False)
     ids = {getattr(block, "elem_id", None) for block in app.blocks.values()}
@@ -318,9 +364,10 @@ def test_chat_in_a_real_browser(app_process, browser, tmp_path):
         return replies.nth(n)
 
     page.goto(url)
-    expect(page.locator("#chat")).to_contain_text("Where is the UNRCCA headquartered?")  # examples on the empty page
-
-    reply = ask("Where is the UNRCCA headquartered?")
+    example = page.locator("#chat").get_by_text("Where is the UNRCCA headquartered?")  # examples on the empty page
+    example.click()
+    expect(replies).to_have_count(1, timeout=90_000)
+    reply = replies.first
     expect(reply.locator("blockquote.rc-quote").first).to_be_visible()
     expect(reply.locator(".rc-quote mark").first).to_contain_text("Ashgabat")
     expect(reply.locator(".rc-cite").first).to_contain_text("Kazakhstan Prioritizes Peace")

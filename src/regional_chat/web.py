@@ -33,7 +33,7 @@ SEED_DOC = "kazakhstan-un-preventive-diplomacy-unrcca-meeting.txt"
 SEED_EXAMPLES = (
     "Where is the UNRCCA headquartered?",
     "Who is the Foreign Minister of Kazakhstan?",
-    "What is the main goal of UNRCCA?",
+    "When was UNRCCA founded?",
 )
 CONTEXT_CHARS = 500  # of the document shown on each side of a quote when it is opened
 MAX_UPLOAD_MB = 10.0
@@ -197,6 +197,31 @@ def add_upload(corpus_dir: Path, path: str | Path, max_bytes: int, original_name
         staged.unlink(missing_ok=True)
 
 
+def add_files(bot: Assistant, paths: Sequence[str | Path], max_bytes: int, on_progress: Callable[[int, int], None] | None = None) -> str:
+    """Add the uploaded files to the bot's corpus and switch it to the updated index; returns the report as HTML.
+
+    Questions asked meanwhile are answered from the index in use until the new one is ready.
+    """
+    added, problems = [], []
+    for path in paths:
+        try:
+            target, warnings = add_upload(bot.corpus_dir, path, max_bytes)
+            added.append(target.name)
+            problems += warnings
+        except UploadError as exc:
+            problems.append(str(exc))
+    refused = "".join(f"<p>Refused or skipped: {_text(p)}</p>" for p in problems)
+    if not added:
+        return refused or "<p>Choose one or more files first.</p>"
+    names = _text(", ".join(added))
+    try:
+        result = bot.rebuild(on_progress=on_progress, warn=problems.append)
+    except Exception as exc:  # the files are in the corpus: the next build indexes them
+        return f"<p>Added {names} to the corpus, but the index could not be updated: {_text(str(exc))}</p>{refused}"
+    refused = "".join(f"<p>Refused or skipped: {_text(p)}</p>" for p in problems)  # with the build's own warnings
+    return f"<p>Added {names}. {_text(result.summary())}. New questions use it now.</p>{refused}"
+
+
 def uploads_allowed(host: str, read_only: bool, auth: object | None) -> bool:
     """Adding documents is on unless read-only, or served beyond loopback without a login."""
     if read_only:
@@ -265,7 +290,8 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
             return chat + [{"role": "assistant", "content": f'<div class="rc-reply"><p>{_text(str(exc))}</p></div>'}], turns
         return chat + [{"role": "assistant", "content": render_answer(answer, document_text)}], turns + [answer]
 
-    with gr.Blocks(title="regional-chat", analytics_enabled=False, fill_height=True) as app:
+    # delete_cache: uploaded files left in Gradio's temp folder go after an hour (they were copied to the corpus)
+    with gr.Blocks(title="regional-chat", analytics_enabled=False, fill_height=True, delete_cache=(3600, 3600)) as app:
         gr.Markdown("## regional-chat\nAnswers quoted word for word from the documents, with their source.")
         turns = gr.State([])  # this conversation's Answers, for follow-up questions
         asked = gr.State("")
@@ -285,7 +311,7 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
                 )
                 box = gr.Textbox(elem_id="question", show_label=False, placeholder="Ask a question…", submit_btn="Ask", autofocus=True)
             with gr.Column(scale=1, min_width=260):
-                status = gr.Markdown(index_summary(), elem_id="index-status")
+                status = gr.Markdown(index_summary, elem_id="index-status")  # a function: counted again on every page load
                 with gr.Accordion("Add documents", open=uploads, elem_id="uploads"):
                     if uploads:
                         files = gr.File(label=f"{', '.join(SUFFIXES)} files, up to {max_upload_mb:g} MB each", file_count="multiple", file_types=list(SUFFIXES), elem_id="upload-files")
@@ -298,6 +324,7 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
         box.submit(show_question, [box, chatbot], [box, chatbot, asked], queue=False, **private).then(
             respond, [asked, chatbot, turns], [chatbot, turns], **private
         )
+
         def pick_example(chat: list, evt: gr.SelectData) -> tuple[str, list, str]:
             return show_question(evt.value["text"], chat)
 
@@ -310,23 +337,10 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
         if uploads:
 
             def add_documents(paths: list[str] | None, progress=gr.Progress()) -> tuple[str, str, None]:
-                added, problems = [], []
-                for path in paths or []:
-                    try:
-                        target, warnings = add_upload(bot.corpus_dir, path, int(max_upload_mb * 1e6))
-                        added.append(target.name)
-                        problems += warnings
-                    except UploadError as exc:
-                        problems.append(str(exc))
-                lines = [f"<p>Refused or skipped: {_text(p)}</p>" for p in problems]
-                if not added:
-                    return "".join(lines) or "<p>Choose one or more files first.</p>", index_summary(), None
-                progress(0, desc="updating the index")
-                result = bot.rebuild(on_progress=lambda done, total: progress((done, total), desc="embedding", unit="documents"), warn=problems.append)
-                lines = [f"<p>Added {_text(', '.join(added))}. {_text(result.summary())}. New questions use it now.</p>"] + [
-                    f"<p>Refused or skipped: {_text(p)}</p>" for p in problems
-                ]
-                return "".join(lines), index_summary(), None
+                def on_progress(done: int, total: int) -> None:
+                    progress((done, total), desc="embedding", unit="documents")
+
+                return add_files(bot, paths or [], int(max_upload_mb * 1e6), on_progress), index_summary(), None
 
             add.click(add_documents, [files], [report, status, files], concurrency_limit=1, concurrency_id="rebuild", **private)
     return app
@@ -340,7 +354,7 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: A
         server_name=host,
         server_port=port,
         auth=auth,
-        max_file_size=f"{int(max_upload_mb * 1024)}kb",
+        max_file_size=int(max_upload_mb * 1e6),  # bytes; add_upload says the same limit in words
         prevent_thread_lock=not block,
         quiet=quiet,
         share=False,
