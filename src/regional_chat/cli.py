@@ -63,6 +63,75 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _highlighted(quote, tty: bool) -> str:
+    if quote.highlight is None or not tty:
+        return quote.text
+    a, b = quote.highlight
+    return f"{quote.text[:a]}\033[1;4m{quote.text[a:b]}\033[0m{quote.text[b:]}"
+
+
+def _print_quotes(quotes, tty: bool) -> None:
+    for n, q in enumerate(quotes, 1):
+        print(f"[{n}] \u201c{_highlighted(q, tty)}\u201d")
+        where = f"{q.doc_id}, characters {q.start}\u2013{q.end}"
+        extra = ", ".join(x for x in (q.date, q.source) if x)
+        print(f"    \u2014 {q.title} ({where}{', ' + extra if extra else ''}), score {q.score:.2f}")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .assistant import Assistant
+
+    question = " ".join(args.question)
+    settings = _settings(args)
+    bot = Assistant.load(args.index, settings)
+    answer = bot.answer(question, history=args.after or (), k=args.k, mode=args.retrieval)
+    if args.json:
+        print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
+        return 0
+    tty = sys.stdout.isatty()
+    if answer.found:
+        print(f"{answer.text}\n(confidence {answer.confidence:.2f})\n")
+        _print_quotes(answer.quotes, tty)
+    else:
+        print(f"{answer.text} (confidence {answer.confidence:.2f})")
+        if answer.related:
+            print("\nRelated passages (not an answer):")
+            _print_quotes(answer.related, tty)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, format_report
+
+    result = evaluate(
+        args.file,
+        args.index,
+        _settings(args),
+        mode=args.retrieval,
+        leave_article_out=args.leave_article_out,
+        limit=args.limit,
+        answers=not args.retrieval_only,
+        progress=not args.quiet,
+    )
+    report = format_report(result)
+    print(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from . import web  # imports gradio: only when serving
+
+    web.serve(
+        args.corpus, args.index, _settings(args), host=args.host, port=args.port, read_only=args.read_only,
+        auth=web.parse_auth(os.environ.get("REGIONAL_CHAT_AUTH")), concurrency=args.concurrency,
+        max_upload_mb=args.max_upload_mb,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regional-chat", description="Answers questions with verbatim quotes from the documents in corpus/.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +154,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("ask", help="answer a question with verbatim quotes")
+    p.add_argument("question", nargs="+", help="the question")
+    _add_index_option(p)
+    _add_model_options(p)
+    p.add_argument("-k", type=int, default=None, help="passages to read the answer from (default 5)")
+    p.add_argument("--retrieval", choices=("hybrid", "dense", "lexical"), default="hybrid")
+    p.add_argument("--after", action="append", metavar="QUESTION", help="an earlier question this one follows up (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="measure retrieval and answers on a SQuAD-format file")
+    p.add_argument("file", help="SQuAD v1.1 or v2.0 JSON file")
+    p.add_argument("--corpus-from-contexts", action="store_true", default=True, help="index the file's paragraphs as the corpus (the only mode)")
+    p.add_argument("--index", default=None, help="where to build the paragraphs' index (default /tmp/regional-chat-eval/<file>)")
+    _add_model_options(p)
+    p.add_argument("--retrieval", choices=("hybrid", "dense", "lexical"), default="hybrid", help="retrieval that feeds the answers")
+    p.add_argument("--leave-article-out", action="store_true", help="also ask each question without its article in the corpus")
+    p.add_argument("--retrieval-only", action="store_true", help="measure retrieval only (fast)")
+    p.add_argument("--limit", type=int, default=None, help="ask about this many questions, evenly spread")
+    p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", help="serve the web chat at http://127.0.0.1:7860 (updates the index first)")
+    p.add_argument("--host", default=os.environ.get("REGIONAL_CHAT_HOST", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("REGIONAL_CHAT_PORT", "7860")), help="port (default 7860)")
+    p.add_argument("--corpus", default=os.environ.get("REGIONAL_CHAT_CORPUS", DEFAULT_CORPUS), help="documents folder (default corpus)")
+    _add_index_option(p)
+    _add_model_options(p)
+    p.add_argument("--read-only", action="store_true", default=os.environ.get("REGIONAL_CHAT_READ_ONLY", "") not in ("", "0", "false"), help="no panel to add documents")
+    p.add_argument("--concurrency", type=int, default=int(os.environ.get("REGIONAL_CHAT_CONCURRENCY", "4")), help="questions answered at once (default 4)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, dest="max_upload_mb", help="size limit of an added file (default 10)")
+    p.set_defaults(func=cmd_serve)
 
     return parser
 

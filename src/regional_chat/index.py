@@ -837,10 +837,8 @@ def _settle_kind(vectors: Any, old: Manifest | None, dim: int, settings: Setting
 
 def _build_lexical(store: Store, folder: Path) -> None:
     """(Re)build the BM25 index from the chunk store."""
-    try:
-        from .retrieval import LexicalIndex
-    except ImportError:  # retrieval not available yet in this build of the package
-        return
+    from .retrieval import LexicalIndex
+
     ids = store.chunk_ids()  # ordered by id, as iter_chunks yields them
     LexicalIndex.build(ids, (chunk.text for chunk in store.iter_chunks())).save(folder)
 

@@ -1,0 +1,292 @@
+"""Ties the stages together: question -> (follow-up expansion) -> hits -> Answer.
+
+An :class:`Assistant` holds one loaded index, its retriever and an answer
+extractor. It is safe to call from several threads at once, and it can
+rebuild its index from the corpus and switch to the new one while questions
+are being answered: each question uses the index that was live when it came.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .embedding import Embedder, make_embedder
+from .index import Index, build_index, load_index
+from .settings import Settings
+from .types import Answer, BuildReport, Document, Hit
+
+MODES = ("hybrid", "dense", "lexical")
+
+# Words that make a question lean on the conversation before it.
+_PRONOUNS = frozenset(
+    """
+    it its it's he him his she her hers they them their theirs this that these those there then
+    former latter same such
+    он она оно они его её ее их ему ей им него неё нее них этот эта это эти тот та те там тогда
+    """.split()
+)
+_STOP = frozenset(
+    """
+    a an the of in on at to for from by with about as and or but is are was were be been being do does did
+    what when where who whom whose which why how much many tell me please more about also again
+    what's who's where's when's did does has have had can could would should will shall may might
+    что когда где кто какой какая какие почему как сколько ли же и а но в на о об с по из за для от
+    """.split()
+)
+_WORD = re.compile(r"[\w'-]+", re.UNICODE)
+_NAME = re.compile(r"\b[A-ZА-ЯЁ][\w'-]*(?:\s+(?:of\s+|for\s+|the\s+)?[A-ZА-ЯЁ][\w'-]*)*", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class _Live:
+    """The index in use and what was built on it; replaced whole when the index is rebuilt."""
+
+    index: Index
+    retriever: object  # retrieval.Retriever
+
+
+def needs_context(question: str) -> bool:
+    """True when a question leans on earlier turns: a pronoun, or at most one content word."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    if any(w in _PRONOUNS for w in words):
+        return True
+    return len([w for w in words if w not in _STOP and len(w) > 1]) <= 1
+
+
+def context_terms(turn: str, limit: int = 8) -> list[str]:
+    """The names, numbers and content words of an earlier turn, most telling first."""
+    names = [m.group().strip() for m in _NAME.finditer(turn)]
+    names = [n for n in names if n.lower() not in _STOP and n.lower() not in _PRONOUNS]
+    # numbers and dates are left out: they are answers, not what a pronoun points at
+    words = [w for w in _WORD.findall(turn) if w.lower() not in _STOP and w.lower() not in _PRONOUNS and len(w) > 2 and not w[0].isdigit()]
+    out: list[str] = []
+    for term in names + words:
+        if term.lower() not in {t.lower() for t in out} and not any(term.lower() in t.lower() for t in out):
+            out.append(term)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def expand_question(question: str, history: Sequence[Answer]) -> str:
+    """The question to search with: itself, plus terms of the latest turns when it leans on them.
+
+    ``history`` holds the earlier turns' Answers, oldest first. From the latest
+    turn come the names in its answer and first quote (what "it" or "his"
+    most likely points at), then the names and key words of its question;
+    the turn before adds its question's terms.
+    """
+    if not history or not needs_context(question):
+        return question
+    terms: list[str] = []
+    seen = question.lower()
+    for depth, turn in enumerate(reversed(history[-2:])):
+        parts = [turn.search_query or turn.question]
+        if turn.found and depth == 0:
+            quote = turn.quotes[0].text if turn.quotes else ""
+            parts = [turn.text, quote] + parts
+        for part in parts:
+            for term in context_terms(part, limit=6):
+                if term.lower() not in seen:
+                    terms.append(term)
+                    seen += " " + term.lower()
+    return question if not terms else f"{question} ({' '.join(terms[:12])})"
+
+
+class Assistant:
+    """Answers questions from one index with verbatim quotes.
+
+    Args:
+        index: a loaded index (see :func:`regional_chat.load_index`).
+        settings: retrieval and answering settings; the model must match the index.
+        embedder: the embedder to use (default: the one ``settings.model`` names).
+        corpus_dir: the corpus this index is built from (for :meth:`rebuild`).
+
+    Example:
+        >>> bot = Assistant.load("index")                          # doctest: +SKIP
+        >>> bot.answer("Where is the UNRCCA headquartered?").text  # doctest: +SKIP
+        'Ashgabat, Turkmenistan'
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        corpus_dir: str | Path | None = None,
+    ) -> None:
+        from .answering import AnswerExtractor
+
+        self.settings = settings or Settings()
+        self.embedder = embedder or make_embedder(self.settings)
+        index.manifest.check_compatible(self.embedder, self.settings, index.root)
+        self.index_dir = index.root
+        self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else _corpus_of(index)
+        self.extractor = AnswerExtractor(self.settings)
+        self._live = self._make_live(index)
+        self._rebuild_lock = threading.Lock()
+        self._turns: dict[tuple, Answer] = {}  # earlier questions given as text, answered once
+        self._turns_lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        index_dir: str | Path = "index",
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        corpus_dir: str | Path | None = None,
+    ) -> "Assistant":
+        """An assistant over the index at ``index_dir`` (built with ``regional-chat build``)."""
+        settings = settings or Settings()
+        embedder = embedder or make_embedder(settings)
+        return cls(load_index(index_dir, settings, embedder), settings, embedder, corpus_dir)
+
+    def _make_live(self, index: Index) -> _Live:
+        from .retrieval import Retriever
+
+        return _Live(index, Retriever(index, index.lexical, self.embedder, self.settings))
+
+    @property
+    def index(self) -> Index:
+        return self._live.index
+
+    def warm_up(self) -> None:
+        """Load the model, the BM25 index and the answer models now rather than on the first question."""
+        self.answer("warm up")
+
+    def check_question(self, question: str) -> str:
+        """The question with surrounding white space removed, or a ValueError saying what is wrong."""
+        if not isinstance(question, str):
+            raise ValueError(f"the question must be text, not {type(question).__name__}.")
+        cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in question).strip()
+        if not cleaned:
+            raise ValueError("the question is empty: type a question.")
+        if len(cleaned) > self.settings.max_question_chars:
+            raise ValueError(
+                f"the question is {len(cleaned):,} characters long; the limit is "
+                f"{self.settings.max_question_chars:,}. Ask a shorter question."
+            )
+        return cleaned
+
+    def search(self, question: str, k: int | None = None, mode: str = "hybrid") -> list[Hit]:
+        """The passages retrieved for ``question``, best first (no answer extraction)."""
+        question = self.check_question(question)
+        return self._live.retriever.search(question, k or self.settings.top_k, mode)
+
+    def answer(
+        self,
+        question: str,
+        history: Sequence[str | Answer] = (),
+        *,
+        k: int | None = None,
+        mode: str = "hybrid",
+    ) -> Answer:
+        """Answer ``question`` with verbatim quotes from the documents.
+
+        Args:
+            question: the question (at most ``settings.max_question_chars`` characters).
+            history: earlier turns, oldest first: questions, or the Answers given to them.
+                A question that leans on them ("When was it founded?") is searched
+                together with the names and key terms of the latest turns.
+            k: passages to read the answer from (default ``settings.top_k``).
+            mode: ``"hybrid"`` (default), ``"dense"`` or ``"lexical"`` retrieval.
+
+        Returns:
+            An :class:`Answer`. ``found`` is False when the documents do not answer;
+            ``related`` then lists the closest passages.
+
+        Raises:
+            ValueError: the question is empty or too long, or ``mode``/``k`` is invalid.
+        """
+        question = self.check_question(question)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        live = self._live  # one consistent index for the whole question, even if a rebuild swaps it
+        query = expand_question(question, [self._as_answer(turn, mode) for turn in history[-2:]])
+        vector = None if mode == "lexical" else self.embedder.embed_queries([query])[0]
+        hits = live.retriever.search_vector(query, vector, k or self.settings.top_k, mode)
+        if query != question and mode != "lexical":
+            vector = self.embedder.embed_queries([question])[0]
+        # the expanded query finds the passages; the question as asked picks the sentence and the
+        # short answer (a name from an earlier turn must not be mistaken for part of this question)
+        answer = self.extractor.extract(question, hits, live.index.document, self.embedder, vector)
+        return Answer(
+            question=question,
+            found=answer.found,
+            text=answer.text,
+            confidence=answer.confidence,
+            quotes=answer.quotes,
+            related=answer.related,
+            search_query=query if query != question else "",
+        )
+
+    def _as_answer(self, turn: str | Answer, mode: str) -> Answer:
+        """An earlier turn as an Answer: a question given as text is answered (once) to learn what it was about."""
+        if isinstance(turn, Answer):
+            return turn
+        text = str(turn).strip()[: self.settings.max_question_chars]
+        key = (self._live.index.path, text, mode)
+        with self._turns_lock:
+            cached = self._turns.get(key)
+        if cached is not None:
+            return cached
+        if not text:
+            return Answer(question="", found=False, text="", confidence=0.0)
+        resolved = self.answer(text, mode=mode)
+        with self._turns_lock:
+            self._turns[key] = resolved
+            while len(self._turns) > 256:
+                self._turns.pop(next(iter(self._turns)))
+        return resolved
+
+    def document(self, doc_id: str) -> Document:
+        """The indexed document ``doc_id`` (its text is what quote offsets point into)."""
+        return self._live.index.document(doc_id)
+
+    def rebuild(
+        self,
+        corpus_dir: str | Path | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> BuildReport:
+        """Bring the index up to date with the corpus and switch to it; questions keep being answered meanwhile."""
+        corpus = Path(corpus_dir) if corpus_dir is not None else self.corpus_dir
+        if corpus is None:
+            raise ValueError("this assistant does not know its corpus folder: pass corpus_dir.")
+        with self._rebuild_lock:
+            report = build_index(
+                corpus, self.index_dir, self.settings, embedder=self.embedder, wait=True, warn=warn, on_progress=on_progress
+            )
+            fresh = load_index(self.index_dir, self.settings, self.embedder)
+            if fresh.path != self._live.index.path:
+                self._live = self._make_live(fresh)  # one assignment: a question sees the old or the new, never half
+            else:
+                fresh.close()
+        return report
+
+
+def _corpus_of(index: Index) -> Path | None:
+    corpus = index.manifest.corpus
+    return Path(corpus) if corpus else None
+
+
+@lru_cache(maxsize=4)
+def _default_assistant(index_dir: str) -> Assistant:
+    return Assistant.load(index_dir)
+
+
+def answer(question: str, history: Sequence[str | Answer] = (), index_dir: str | Path = "index") -> Answer:
+    """Answer ``question`` from the index at ``index_dir`` (loaded once, then reused).
+
+    Example:
+        >>> import regional_chat
+        >>> regional_chat.answer("Where is the UNRCCA headquartered?").text  # doctest: +SKIP
+        'Ashgabat, Turkmenistan'
+    """
+    return _default_assistant(str(Path(index_dir).resolve())).answer(question, tuple(history))

@@ -1,0 +1,292 @@
+"""`regional-chat eval`: retrieval and answer quality on a SQuAD-format file (v1.1 or v2.0).
+
+Each paragraph of the file becomes one document (``--corpus-from-contexts``),
+every question is asked, and the figures are compared with the gold answers:
+
+* retrieval recall@1/5/20 and MRR for dense, lexical and hybrid retrieval
+  (relevant = the question's own paragraph; chunks of one paragraph count once);
+* answer-sentence hit@1 (the first quote contains a gold answer);
+* SQuAD exact match and F1 (official normalisation) of ``Answer.text`` and of the
+  whole best sentence;
+* abstention accuracy for v2.0 (answered when answerable, abstained when not);
+* per-question latency p50/p95 (question embedding + retrieval + answer extraction);
+* with ``--leave-article-out``: each article's questions asked against the corpus
+  without that article, where every one should be abstained on.
+
+Every figure is given on all questions and on each half of the articles
+(even- and odd-numbered), since the answer weights were tuned on the even half.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import re
+import string
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from .settings import Settings
+
+MODES = ("dense", "lexical", "hybrid")
+
+
+@dataclass(frozen=True)
+class Question:
+    qid: str
+    text: str
+    answers: tuple[str, ...]  # empty for an unanswerable v2.0 question
+    doc_id: str
+    article: int
+
+
+# ----------------------------------------------------------------------- official SQuAD scoring
+
+
+def normalize_answer(s: str) -> str:
+    """Lower-case, drop punctuation and the articles a/an/the, collapse white space (SQuAD's own)."""
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    if not golds:
+        return float(prediction == "")
+    return max(float(normalize_answer(prediction) == normalize_answer(g)) for g in golds)
+
+
+def f1_score(prediction: str, golds: Sequence[str]) -> float:
+    if not golds:
+        return float(prediction == "")
+    best = 0.0
+    pred = normalize_answer(prediction).split()
+    for gold in golds:
+        ref = normalize_answer(gold).split()
+        common = collections.Counter(pred) & collections.Counter(ref)
+        same = sum(common.values())
+        if same == 0:
+            continue
+        precision, recall = same / len(pred), same / len(ref)
+        best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+# ----------------------------------------------------------------------- the data
+
+
+def read_squad(path: str | Path) -> tuple[list[tuple[str, str, str]], list[Question]]:
+    """(paragraphs as (doc_id, title, text), questions) of a SQuAD v1.1/v2.0 file."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    paragraphs: list[tuple[str, str, str]] = []
+    questions: list[Question] = []
+    for a, article in enumerate(data):
+        title = article.get("title", f"article {a}").replace("_", " ")
+        for p, para in enumerate(article["paragraphs"]):
+            local = f"a{a:03d}p{p:03d}"
+            paragraphs.append((local, title, para["context"]))
+            for qa in para["qas"]:
+                golds = () if qa.get("is_impossible") else tuple(x["text"] for x in qa["answers"])
+                questions.append(Question(qa["id"], qa["question"], golds, local, a))
+    return paragraphs, questions
+
+
+def write_contexts_corpus(paragraphs: Sequence[tuple[str, str, str]], folder: Path) -> Path:
+    """The paragraphs as one JSON Lines corpus file; left untouched when already identical."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "contexts.jsonl"
+    body = "".join(json.dumps({"id": local, "title": title, "text": text}, ensure_ascii=False) + "\n" for local, title, text in paragraphs)
+    if not path.is_file() or path.read_text(encoding="utf-8") != body:
+        path.write_text(body, encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------- running
+
+
+def _local(doc_id: str) -> str:
+    return doc_id.rsplit("#", 1)[-1]
+
+
+def _distinct_docs(hits) -> list[str]:
+    seen: list[str] = []
+    for hit in hits:
+        local = _local(hit.chunk.doc_id)
+        if local not in seen:
+            seen.append(local)
+    return seen
+
+
+def _pct(values: Sequence[float]) -> float | None:
+    return round(100.0 * float(np.mean(values)), 2) if len(values) else None
+
+
+@dataclass
+class _Tally:
+    """Per-question outcomes, kept so that any subset (a half of the articles) can be summarised."""
+
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def summary(self, keep: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        rows = [r for r in self.rows if keep(r)]
+        if not rows:
+            return {"questions": 0}
+        out: dict[str, Any] = {"questions": len(rows)}
+        for mode in MODES:
+            ranks = [r["rank"][mode] for r in rows if mode in r["rank"]]
+            if ranks:
+                out[f"{mode}_recall@1"] = _pct([0 < x <= 1 for x in ranks])
+                out[f"{mode}_recall@5"] = _pct([0 < x <= 5 for x in ranks])
+                out[f"{mode}_recall@20"] = _pct([0 < x <= 20 for x in ranks])
+                out[f"{mode}_mrr"] = round(float(np.mean([1.0 / x if x else 0.0 for x in ranks])), 4)
+        answerable = [r for r in rows if r["answerable"]]
+        unanswerable = [r for r in rows if not r["answerable"]]
+        if answerable and "hit1" in answerable[0]:
+            out["sentence_hit@1"] = _pct([r["hit1"] for r in answerable])
+            out["short_em"] = _pct([r["em"] for r in answerable])
+            out["short_f1"] = _pct([r["f1"] for r in answerable])
+            out["sentence_em"] = _pct([r["sent_em"] for r in answerable])
+            out["sentence_f1"] = _pct([r["sent_f1"] for r in answerable])
+            out["short_em_as_answered"] = _pct([r["em"] * r["found"] for r in answerable])
+            out["short_f1_as_answered"] = _pct([r["f1"] * r["found"] for r in answerable])
+            out["answered_when_answerable"] = _pct([r["found"] for r in answerable])
+        if unanswerable and "found" in unanswerable[0]:
+            out["abstained_when_unanswerable"] = _pct([not r["found"] for r in unanswerable])
+        if answerable and unanswerable and "found" in rows[0]:
+            out["abstention_accuracy"] = _pct([r["found"] == r["answerable"] for r in rows])
+        if "out_found" in rows[0]:
+            out["leave_article_out_abstained"] = _pct([not r["out_found"] for r in rows])
+        latencies = [r["ms"] for r in rows if "ms" in r]
+        if latencies:
+            out["latency_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
+            out["latency_p95_ms"] = round(float(np.percentile(latencies, 95)), 1)
+        return out
+
+
+def evaluate(
+    squad_file: str | Path,
+    index_dir: str | Path | None = None,
+    settings: Settings | None = None,
+    *,
+    mode: str = "hybrid",
+    leave_article_out: bool = False,
+    limit: int | None = None,
+    answers: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run the evaluation; returns every figure as a JSON-ready dict.
+
+    Args:
+        squad_file: a SQuAD v1.1 or v2.0 JSON file.
+        index_dir: where the paragraphs' index is built (reused when it is up to date);
+            default ``/tmp/regional-chat-eval/<file name>``.
+        settings: model, retrieval and answer settings.
+        mode: the retrieval that feeds the answers (all three are measured for recall).
+        leave_article_out: also ask each question against the corpus without its article.
+        limit: ask only every n-th question so that about ``limit`` are asked (quick runs).
+        answers: False measures retrieval only.
+    """
+    from .answering import AnswerExtractor, packaged_model
+    from .assistant import Assistant
+    from .index import build_index
+    from .retrieval import Retriever
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+    settings = settings or Settings()
+    squad_file = Path(squad_file)
+    paragraphs, questions = read_squad(squad_file)
+    if limit and limit < len(questions):
+        step = len(questions) / limit
+        questions = [questions[int(i * step)] for i in range(limit)]
+    root = Path(index_dir) if index_dir else Path("/tmp/regional-chat-eval") / squad_file.stem
+    corpus = write_contexts_corpus(paragraphs, root.parent / f"{root.name}.corpus")
+    built = build_index(corpus.parent, root, settings, progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    assistant = Assistant.load(root, settings)
+    index, embedder = assistant.index, assistant.embedder
+    retriever = Retriever(index, index.lexical, embedder, settings)
+    # for the figures without abstention, the same extractor with the threshold off;
+    # found is then confidence >= the real threshold, exactly as the assistant decides
+    model = packaged_model()
+    extractor = AnswerExtractor(settings, dataclasses.replace(model, threshold=-1.0))
+    article_chunks = collections.Counter(c.doc_id.rsplit("#", 1)[-1][:4] for c in index.iter_chunks())
+    wide = Retriever(index, index.lexical, embedder, settings.with_(candidates=settings.candidates + max(article_chunks.values())))
+
+    tally = _Tally()
+    depth = max(20, settings.top_k) * 2
+    iterator: Iterator[Question] = iter(questions)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(questions), unit="q", file=sys.stderr, dynamic_ncols=True)
+    for q in iterator:
+        row: dict[str, Any] = {"article": q.article, "answerable": bool(q.answers), "rank": {}}
+        started = time.perf_counter()
+        vector = embedder.embed_queries([q.text])[0]
+        hits = retriever.search_vector(q.text, vector, depth, mode)
+        top = hits[: settings.top_k]
+        if answers:
+            ans = extractor.extract(q.text, top, index.document, embedder, vector)
+            row["ms"] = 1000 * (time.perf_counter() - started)
+            row["found"] = ans.confidence >= model.threshold
+            best = (ans.quotes or ans.related)
+            sentence = best[0].text if best else ""
+            short = ans.text if ans.quotes else ""
+            if q.answers:
+                row["hit1"] = any(g in sentence for g in q.answers)
+                row["em"], row["f1"] = exact_match(short, q.answers), f1_score(short, q.answers)
+                row["sent_em"], row["sent_f1"] = exact_match(sentence, q.answers), f1_score(sentence, q.answers)
+        docs = {mode: _distinct_docs(hits)}
+        for other in MODES:
+            if other != mode:
+                docs[other] = _distinct_docs(retriever.search_vector(q.text, vector, depth, other))
+        for m, ranked in docs.items():
+            row["rank"][m] = ranked.index(q.doc_id) + 1 if q.doc_id in ranked else 0
+        if leave_article_out and answers:
+            prefix = q.doc_id[:4]
+            outside = [h for h in wide.search_vector(q.text, vector, settings.top_k + article_chunks[prefix], mode) if _local(h.chunk.doc_id)[:4] != prefix]
+            out = extractor.extract(q.text, outside[: settings.top_k], index.document, embedder, vector)
+            row["out_found"] = out.confidence >= model.threshold
+        tally.rows.append(row)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    result = {
+        "file": str(squad_file),
+        "questions": len(questions),
+        "paragraphs": len(paragraphs),
+        "chunks": built.chunks,
+        "mode": mode,
+        "settings": settings.as_dict(),
+        "threshold": model.threshold,
+        "all": tally.summary(lambda r: True),
+        "even_articles": tally.summary(lambda r: r["article"] % 2 == 0),
+        "odd_articles": tally.summary(lambda r: r["article"] % 2 == 1),
+    }
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The figures as a Markdown table: all questions, and each half of the articles."""
+    keys = [k for k in result["all"] if k != "questions"]
+    lines = [
+        f"{result['file']}: {result['questions']} questions, {result['paragraphs']} paragraphs "
+        f"({result['chunks']} chunks), answers from {result['mode']} retrieval",
+        "",
+        "| figure | all | even articles (tuning) | odd articles (held out) |",
+        "|---|---|---|---|",
+        f"| questions | {result['all']['questions']} | {result['even_articles'].get('questions')} | {result['odd_articles'].get('questions')} |",
+    ]
+    for key in keys:
+        lines.append(f"| {key} | {result['all'].get(key)} | {result['even_articles'].get(key)} | {result['odd_articles'].get(key)} |")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+import threading
+
+import pytest
+
+from conftest import SEED
+from regional_chat.assistant import Assistant, context_terms, expand_question, needs_context
+from regional_chat.index import build_index
+from regional_chat.settings import Settings
+from regional_chat.types import Answer, Quote
+
+
+@pytest.fixture
+def bot(corpus, tmp_path, settings):
+    build_index(corpus, tmp_path / "ix", settings, warn=lambda m: None)
+    return Assistant.load(tmp_path / "ix", settings, corpus_dir=corpus)
+
+
+def test_needs_context():
+    assert needs_context("When was it founded?")
+    assert needs_context("And his organization?")
+    assert needs_context("Когда его основали?")
+    assert needs_context("Why?")
+    assert not needs_context("Where is the UNRCCA headquartered?")
+
+
+def test_context_terms_prefer_names_and_leave_numbers_out():
+    assert context_terms("Kaha Imnadze heads the UN Regional Center for Preventive Diplomacy, founded in 2007.") == [
+        "Kaha Imnadze",
+        "UN Regional Center for Preventive Diplomacy",
+        "heads",
+        "founded",
+    ]
+
+
+def test_expand_question_uses_the_latest_answer_first():
+    quote = Quote("d", "t", "", 0, 10, "He met Kaha Imnadze, head of UNRCCA.", 0.9, (7, 19))
+    first = Answer(question="Who did Nurtleu meet?", found=True, text="Kaha Imnadze", confidence=0.9, quotes=(quote,))
+    assert expand_question("When was his organization founded?", [first]) == (
+        "When was his organization founded? (Kaha Imnadze UNRCCA met head Nurtleu meet)"
+    )
+    assert expand_question("Where is the UNRCCA headquartered?", [first]) == "Where is the UNRCCA headquartered?"
+    assert expand_question("When was it founded?", []) == "When was it founded?"
+
+
+def test_bad_questions_are_clear_errors(bot):
+    with pytest.raises(ValueError, match="empty"):
+        bot.answer("   \n\t ")
+    with pytest.raises(ValueError, match="2,500 characters long; the limit is 2,000"):
+        bot.answer("x" * 2500)
+    with pytest.raises(ValueError, match="mode"):
+        bot.answer("water", mode="magic")
+    ans = bot.answer("Когда прошла встреча в Ташкенте? 水は？ \x00\x07")
+    assert isinstance(ans, Answer)
+
+
+def test_every_quote_is_a_verbatim_slice_of_its_document(bot):
+    questions = [
+        "Where did the ministers meet?", "How much cargo did the route carry in 2023?", "Who opened the conference?",
+        "How many vehicles a day?", "Which reservoirs share flow data?", "What will the port add?", "water", "Aktau Baku ferry",
+        "Who chaired the meeting?", "What did Kazakhstan propose?",
+    ]  # fmt: skip
+    seen = 0
+    for q in questions:
+        ans = bot.answer(q)
+        for quote in ans.quotes + ans.related:
+            doc = bot.document(quote.doc_id)
+            assert doc.text[quote.start : quote.end] == quote.text
+            if quote.highlight:
+                a, b = quote.highlight
+                assert 0 <= a < b <= len(quote.text)
+            seen += 1
+        assert 0.0 <= ans.confidence <= 1.0
+        assert len({(q.doc_id, q.start) for q in ans.quotes}) == len(ans.quotes)  # never the same sentence twice
+    assert seen >= len(questions)
+
+
+def test_rebuild_switches_to_the_new_index_while_answering(bot, corpus):
+    before = bot.index.path
+    (corpus / "new.txt").write_text("Samarkand summit\nThe Samarkand summit approved a railway from Termez to Mazar-i-Sharif.\n")
+    errors = []
+    stop = threading.Event()
+
+    def ask_forever():
+        while not stop.is_set():
+            try:
+                bot.answer("Which railway did the summit approve?")
+            except Exception as exc:  # noqa: BLE001 - any failure fails the test
+                errors.append(exc)
+
+    threads = [threading.Thread(target=ask_forever) for _ in range(3)]
+    for t in threads:
+        t.start()
+    report = bot.rebuild()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert report.added == 1
+    assert bot.index.path != before
+    hits = bot.search("Samarkand summit railway Termez")
+    assert hits[0].chunk.doc_id == "new.txt"
+
+
+@pytest.fixture(scope="module")
+def seed_bot(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seed")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / SEED.name).write_text(SEED.read_text(encoding="utf-8"), encoding="utf-8")
+    build_index(corpus, root / "ix", Settings(), warn=lambda m: None)
+    return Assistant.load(root / "ix", Settings())
+
+
+@pytest.mark.slow
+def test_real_model_answers_where_with_the_highlighted_place(seed_bot):
+    ans = seed_bot.answer("Where is the UNRCCA headquartered?")
+    assert ans.found
+    quote = ans.quotes[0]
+    assert "with its headquarters situated in Ashgabat, Turkmenistan" in quote.text
+    assert quote.highlight is not None
+    assert "Ashgabat" in quote.highlighted_text
+    assert ans.text == quote.highlighted_text
+
+
+@pytest.mark.slow
+def test_real_model_abstains_on_an_unrelated_question(seed_bot):
+    ans = seed_bot.answer("Who won the 2022 FIFA World Cup?")
+    assert not ans.found
+    assert ans.quotes == ()
+    assert ans.related  # the closest passages are still shown, as related
+    assert "do not answer" in ans.text
+
+
+@pytest.mark.slow
+def test_real_model_follow_up_finds_the_founding_sentence(seed_bot):
+    first = seed_bot.answer("Who did Nurtleu meet?")
+    second = seed_bot.answer("When was his organization founded?", history=[first])
+    assert second.found
+    assert "founded in 2007" in second.quotes[0].text
+    assert second.text == "2007"
+    again = seed_bot.answer("When was his organization founded?", history=["Who did Nurtleu meet?"])
+    assert "founded in 2007" in again.quotes[0].text
+
+
+@pytest.mark.slow
+def test_real_model_russian_question_does_not_crash(seed_bot):
+    ans = seed_bot.answer("Где находится штаб-квартира РЦПДЦА?")
+    assert isinstance(ans, Answer)
