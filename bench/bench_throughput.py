@@ -1,0 +1,151 @@
+"""Build throughput: chunks per second of a full build next to the model's own encode of the same texts.
+
+    .venv/bin/python bench/bench_throughput.py [--repeats 2] [--profile]
+
+For each data set (the UN speeches, ../shared/data/ungdc-central-asia.jsonl, and the
+2,067 SQuAD v1.1 dev paragraphs, one document each), in one process with one warm model:
+
+* a full ``build_index`` (read, chunk, embed, write SQLite + FAISS + BM25, swap);
+* ``SentenceTransformer.encode`` alone on exactly the chunk texts that build made, with the
+  same batch size, normalisation and dtype;
+
+alternating build and encode ``--repeats`` times so that drift on a shared machine hits both.
+The ratio build / encode is the pipeline's overhead (goal: at most 1.10).
+
+``--profile`` also samples one full build of each data set with py-spy (a separate process)
+and writes the top functions by own time and by total time to the results.
+
+Writes bench/results/throughput.json; leaves the built indexes in /tmp/rc-bench/<name>-index
+for bench_scale.py (real vectors) and bench_haystack.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+
+sys.path.insert(0, str(benchlib.ROOT / "src"))
+from regional_chat.embedding import make_embedder  # noqa: E402
+from regional_chat.index import build_index, load_index  # noqa: E402
+from regional_chat.settings import Settings  # noqa: E402
+
+
+def corpora() -> dict[str, Path]:
+    """name -> corpus file (the SQuAD paragraphs are written as JSON Lines once)."""
+    squad_docs, _ = benchlib.squad_paragraphs()
+    squad = benchlib.WORK / "squad-corpus" / "squad-dev-paragraphs.jsonl"
+    if not squad.is_file():
+        benchlib.write_jsonl(squad, squad_docs)
+    ungdc = benchlib.SHARED / "ungdc-central-asia.jsonl"
+    if not ungdc.is_file():
+        sys.exit(f"{ungdc} not found: the benchmark reads the UN speeches from ../shared/data/")
+    return {"squad": squad, "ungdc": ungdc}
+
+
+def one_build(corpus: str, index: str) -> None:
+    """A full build and nothing else (the process py-spy samples)."""
+    settings = Settings()
+    report = build_index(corpus, index, settings, full=True, warn=lambda m: None)
+    print(json.dumps({"chunks": report.chunks, "seconds": report.seconds}))
+
+
+def profile(corpus: Path, index: Path, rate: int = 50) -> dict:
+    """py-spy samples of one full build in a fresh process: top functions by own and by total samples."""
+    raw = benchlib.WORK / f"profile-{index.name}.txt"
+    spy = Path(sys.executable).parent / "py-spy"
+    cmd = [str(spy), "record", "--format", "raw", "--rate", str(rate), "--output", str(raw), "--",
+           sys.executable, __file__, "--one-build", str(corpus), str(index)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    build = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
+    return {"build": build, **summarise(raw)}
+
+
+def summarise(raw: Path) -> dict:
+    """Top functions by own and by total samples of a py-spy ``--format raw`` file."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        samples += n
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else f
+                  for f in stack.split(";")]
+        own[frames[-1]] += n
+        for f in set(frames):
+            total[f] += n
+    return {
+        "samples": samples,
+        "top_own": [(f, round(100 * n / samples, 1)) for f, n in own.most_common(15)],
+        "top_total": [(f, round(100 * n / samples, 1)) for f, n in total.most_common(40)],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="also sample one build of each data set with py-spy")
+    parser.add_argument("--only", choices=("ungdc", "squad"), help="one data set only")
+    parser.add_argument("--out", default="throughput.json")
+    parser.add_argument("--one-build", nargs=2, metavar=("CORPUS", "INDEX"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one_build:
+        one_build(*args.one_build)
+        return
+
+    result = benchlib.header()
+    settings = Settings()
+    embedder = make_embedder(settings)
+    embedder.warm_up()
+    model = embedder.model
+    result.update(model=embedder.name, dtype=embedder.dtype, batch_size=settings.batch_size, embed_buffer=settings.embed_buffer,
+                  torch_threads=__import__("torch").get_num_threads(), sets={})
+    quiet = lambda msg: None  # noqa: E731
+    for name, corpus in corpora().items():
+        if args.only and name != args.only:
+            continue
+        index = benchlib.WORK / f"{name}-index"
+        build_index(corpus, index, settings, embedder=embedder, full=True, warn=quiet)  # warm caches; the texts
+        probe = load_index(index)
+        texts = [c.text for c in probe.iter_chunks()]
+        documents = len(probe.manifest.documents)
+        probe.close()
+        build_s, encode_s, loads = [], [], []
+        for r in range(args.repeats):
+            loads.append(benchlib.load_average()[0])
+            t = time.perf_counter()
+            model.encode(texts, batch_size=settings.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            encode_s.append(time.perf_counter() - t)
+            report = build_index(corpus, index, settings, embedder=embedder, full=True, warn=quiet)
+            build_s.append(report.seconds)
+            print(f"{name} repeat {r}: encode {encode_s[-1]:.1f} s, build {build_s[-1]:.1f} s (load {loads[-1]})", file=sys.stderr)
+        med = benchlib.median
+        entry = {
+            "corpus": str(corpus), "documents": documents, "chunks": len(texts),
+            "build_s": build_s, "encode_s": encode_s, "load_1min": loads,
+            "build_chunks_per_s": len(texts) / med(build_s),
+            "encode_chunks_per_s": len(texts) / med(encode_s),
+            "build_over_encode": med(build_s) / med(encode_s),
+            "per_repeat_ratio": [b / e for b, e in zip(build_s, encode_s)],
+        }
+        if args.profile:
+            entry["profile"] = profile(corpus, benchlib.WORK / f"{name}-profiled")
+        result["sets"][name] = entry
+        print(f"{name}: {len(texts)} chunks, build {entry['build_chunks_per_s']:.1f}/s, encode {entry['encode_chunks_per_s']:.1f}/s, "
+              f"ratio {entry['build_over_encode']:.3f}", file=sys.stderr)
+    benchlib.write(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
