@@ -23,6 +23,10 @@ class Settings:
         batch_size: texts per forward pass of the embedding model.
         embed_buffer: chunks collected before they are embedded together
             (bigger buffers let the model sort by length and pad less).
+        fusion: how hybrid retrieval merges dense and BM25 candidates: ``"minmax"``
+            (weighted sum of min-max-scaled scores), ``"zscore"`` (weighted sum of
+            z-scores) or ``"rrf"`` (reciprocal-rank fusion).
+        fusion_weight: the dense share of the fused score, 0 (BM25 only) to 1 (dense only).
         index_kind: the FAISS index a build writes: ``"auto"`` (exact ``flat`` below
             ``ann_threshold`` chunks, approximate ``ivf`` past it, ``ivf-sq8`` when the
             float32 vectors would exceed ``vector_memory_mb``), or one of ``"flat"``,
@@ -41,6 +45,8 @@ class Settings:
     top_k: int = 5  # passages handed to the answer extractor
     candidates: int = 50  # taken from each retriever before fusion
     max_question_chars: int = 2000
+    fusion: str = "zscore"  # chosen on SQuAD v1.1 dev by bench/tune_retrieval.py
+    fusion_weight: float = 0.4
     # the vector index (see index_kinds.py)
     index_kind: str = "auto"
     ann_threshold: int = 100_000
@@ -57,6 +63,10 @@ class Settings:
             raise ValueError(f"dtype must be auto, bfloat16 or float32, got {self.dtype!r}.")
         if self.top_k < 1 or self.candidates < self.top_k:
             raise ValueError("top_k must be positive and candidates at least top_k.")
+        if self.fusion not in ("minmax", "zscore", "rrf"):
+            raise ValueError(f"fusion must be minmax, zscore or rrf, got {self.fusion!r}.")
+        if not 0.0 <= self.fusion_weight <= 1.0:
+            raise ValueError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}.")
         if self.index_kind not in ("auto", "flat", "ivf", "ivf-fp16", "ivf-sq8"):
             raise ValueError(f"index_kind must be auto, flat, ivf, ivf-fp16 or ivf-sq8, got {self.index_kind!r}.")
         if self.ann_threshold < 1024:
