@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -44,12 +45,14 @@ def ensure_seed_index() -> Path:
 def time_ask(index: Path, repeats: int) -> dict:
     cmd = [str(BIN / "regional-chat"), "ask", "--index", str(index), QUESTION]
     subprocess.run(cmd, check=True, capture_output=True)  # the file cache, as on a machine in use
-    times, loads = [], []
+    times, loads, cpu = [], [], []
     for _ in range(repeats):
         loads.append(benchlib.load_average()[0])
+        before = children_cpu()
         t = time.perf_counter()
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         times.append(time.perf_counter() - t)
+        cpu.append(children_cpu() - before)
     imports = subprocess.run([sys.executable, "-X", "importtime", "-m", "regional_chat", "ask", "--index", str(index), QUESTION],
                              capture_output=True, text=True, check=True).stderr
     top = []
@@ -58,8 +61,14 @@ def time_ask(index: Path, repeats: int) -> dict:
         if m and len(m.group(3)) <= 2:  # top-level imports only
             top.append((m.group(4), int(m.group(2)) / 1e6))
     top.sort(key=lambda p: -p[1])
-    return {"median_s": benchlib.median(times), "runs_s": times, "load_1min": loads, "answer_first_line": out.stdout.splitlines()[0] if out.stdout else "",
+    return {"median_s": benchlib.median(times), "runs_s": times, "cpu_s": cpu, "median_cpu_s": benchlib.median(cpu), "load_1min": loads, "answer_first_line": out.stdout.splitlines()[0] if out.stdout else "",
             "slowest_top_level_imports_s": [(n, round(s, 2)) for n, s in top[:8]]}
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far (independent of how busy the machine is)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def free_port() -> int:
@@ -89,6 +98,9 @@ def time_web(corpus: Path, index: Path) -> dict:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         answer = client.predict(QUESTION, [], api_name="/ask")
         first = time.perf_counter() - t
+        # the app's CPU up to its first answer: /proc/<pid>/stat utime + stime, in clock ticks
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        first_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         t2 = time.perf_counter()
         client.predict(QUESTION, [], api_name="/ask")
         second = time.perf_counter() - t2
@@ -99,7 +111,7 @@ def time_web(corpus: Path, index: Path) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
     text = answer.get("text", "") if isinstance(answer, dict) else str(answer)[:100]
-    return {"port_open_s": up, "first_answer_s": first, "second_answer_s": second, "answer": text, "load_1min": load}
+    return {"port_open_s": up, "first_answer_s": first, "first_answer_cpu_s": first_cpu, "second_answer_s": second, "answer": text, "load_1min": load}
 
 
 def main() -> None:

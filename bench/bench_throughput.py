@@ -69,10 +69,27 @@ def profile(corpus: Path, index: Path, rate: int = 50) -> dict:
     return {"build": build, **summarise(raw)}
 
 
+# stages of a build, by the function whose frames hold them (a sample counts for every stage on its stack)
+STAGES = {
+    "model forward (SentenceTransformer.encode)": "SentenceTransformer.encode ",
+    "chunking (Chunker.chunks)": "Chunker.chunks ",
+    "  of which the model's tokenizer (count_tokens)": "SentenceTransformerEmbedder.count_tokens ",
+    "  of which tiktoken": "Encoding.encode_ordinary",
+    "reading documents (read_documents)": "read_documents ",
+    "planning (_plan)": "_plan ",
+    "SQLite (Store.add_*)": "Store.add_",
+    "FAISS add (add_with_ids)": "add_with_ids ",
+    "BM25 build (_build_lexical)": "_build_lexical ",
+    "fsync (_fsync_tree)": "_fsync_tree ",
+    "imports (_find_and_load)": "_find_and_load ",
+}
+
+
 def summarise(raw: Path) -> dict:
-    """Top functions by own and by total samples of a py-spy ``--format raw`` file."""
+    """Top functions by own and by total samples of a py-spy ``--format raw`` file, and the share of each build stage."""
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
+    stages: collections.Counter[str] = collections.Counter()
     samples = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -85,10 +102,14 @@ def summarise(raw: Path) -> dict:
         own[frames[-1]] += n
         for f in set(frames):
             total[f] += n
+        for stage, marker in STAGES.items():
+            if marker in stack:
+                stages[stage] += n
     return {
         "samples": samples,
         "top_own": [(f, round(100 * n / samples, 1)) for f, n in own.most_common(15)],
         "top_total": [(f, round(100 * n / samples, 1)) for f, n in total.most_common(40)],
+        "stages": {stage: round(100 * stages[stage] / samples, 1) for stage in STAGES},
     }
 
 
