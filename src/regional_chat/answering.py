@@ -17,6 +17,7 @@ use, never at import.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -71,6 +72,7 @@ _NUMBER_WORD = re.compile(
     r"thousand|million|billion|dozen)\b",
     re.IGNORECASE,
 )
+_PRONOUN_START = re.compile(r"(It|He|She|They|This|These|Its|His|Her|Their|The)\b")
 _CAPITALISED = re.compile(r"(?<=[\w,;:] )[A-Z][\w'-]+")
 
 # The wh-type of a question, from its wording: the first pattern that matches wins.
@@ -233,10 +235,16 @@ class _VectorCache:
 
 
 SENTENCE_FEATURES = (
-    "dense", "dense_gap", "ctx_dense", "bm25", "overlap", "ctx_overlap", "hit_rr", "hit_dense",
-    "hit_lexical", "hit_score_gap", "cue", "novel", "length",
+    "dense", "dense_gap", "ctx_dense", "prev_dense", "next_dense", "dense_rank", "dense_x_overlap", "bm25", "bm25_rank", "overlap",
+    "overlap_rank", "ctx_overlap", "bigram", "word_bigram", "compact", "matched", "names", "hit_rr",
+    "hit_dense", "hit_lexical", "hit_score_gap", "cue_time", "cue_number", "cue_name", "novel", "length", "pronoun",
 )  # fmt: skip
-CHEAP_FEATURES = ("bm25", "overlap", "ctx_overlap", "hit_rr", "hit_dense", "hit_lexical", "hit_score_gap", "cue", "novel", "length")
+CHEAP_FEATURES = (
+    "bm25", "bm25_rank", "overlap", "overlap_rank", "ctx_overlap", "bigram", "word_bigram", "compact", "matched",
+    "names", "hit_rr", "hit_dense", "hit_lexical", "hit_score_gap", "cue_time", "cue_number", "cue_name", "novel",
+    "length", "pronoun",
+)  # fmt: skip
+_CUE_GROUP = {"when": 0, "year": 0, "count": 1, "amount": 1, "percent": 1, "who": 2, "where": 2, "which": 2, "what": 2}
 
 
 class AnswerExtractor:
@@ -319,10 +327,15 @@ class AnswerExtractor:
         dense[keep] = vectors @ qv
         features = self._full_features(cheap, dense, sentences)[keep]
         probs = 1.0 / (1.0 + np.exp(-model.sentence.logits(features)))
+        position = {int(i): k for k, i in enumerate(keep)}
+        kept = [
+            dataclasses.replace(sentences[i], prev=position.get(sentences[i].prev, -1), next=position.get(sentences[i].next, -1))
+            for i in keep
+        ]
         return ScoredSentences(
             question=question,
             q_stems=q_stems,
-            sentences=[sentences[i] for i in keep],
+            sentences=kept,
             features=features,
             probs=probs,
             docs=docs,
@@ -408,21 +421,42 @@ class AnswerExtractor:
         lexicals = [h.lexical for h in hits if h.lexical is not None]
         max_lex = max(lexicals) if lexicals else 0.0
         qtype = question_type(question)
+        cue_slot = _CUE_GROUP.get(qtype, -1)
+        q_bigrams = set(zip(q_stems, q_stems[1:]))
+        q_words = _WORD.findall(question.lower())
+        q_word_bigrams = set(zip(q_words, q_words[1:]))
+        names = [m.group() for m in _CAPITALISED.finditer(question)]
+        bm25_rank = _ranks(bm25)
+        overlap_rank = _ranks(overlap)
         rows = np.zeros((n, len(CHEAP_FEATURES)))
         for i, s in enumerate(sentences):
             hit = s.hit
             novel = len(sets[i] - qset) / max(len(sets[i]), 1)
+            positions = [k for k, stem in enumerate(s.stems) if stem in qset]
+            matched = len(sets[i] & qset)
+            words = _WORD.findall(s.text.lower())
+            cues = [0.0, 0.0, 0.0]
+            if cue_slot >= 0:
+                cues[cue_slot] = _cue(qtype, s.text, question)
             rows[i] = (
                 bm25[i] / top,
+                1.0 / (1.0 + bm25_rank[i]),
                 overlap[i],
+                1.0 / (1.0 + overlap_rank[i]),
                 ctx_overlap[i],
+                len(q_bigrams & set(zip(s.stems, s.stems[1:]))) / max(len(q_bigrams), 1),
+                len(q_word_bigrams & set(zip(words, words[1:]))) / max(len(q_word_bigrams), 1),
+                math.log1p((positions[-1] - positions[0] + 1) / matched) if positions else math.log1p(10.0),
+                float(matched),
+                sum(1 for name in names if name in s.text) / len(names) if names else 0.0,
                 1.0 / (1.0 + s.hit_rank),
                 hit.dense if hit.dense is not None else 0.0,
                 (hit.lexical / max_lex) if hit.lexical is not None and max_lex > 0 else 0.0,
                 (hit.score - best_score) / spread,
-                _cue(qtype, s.text, question),
+                *cues,
                 novel,
                 math.log1p(len(s.stems)),
+                1.0 if _PRONOUN_START.match(s.text) else 0.0,  # "It became ...": the subject is in the sentence before
             )
         return rows
 
@@ -439,14 +473,25 @@ class AnswerExtractor:
         known = dense[~np.isnan(dense)]
         best = float(known.max()) if known.size else 0.0
         ctx = np.zeros(n)
+        prev_dense = np.zeros(n)
+        next_dense = np.zeros(n)
         for i, s in enumerate(sentences):
+            if s.prev >= 0 and not np.isnan(dense[s.prev]):
+                prev_dense[i] = dense[s.prev]
+            if s.next >= 0 and not np.isnan(dense[s.next]):
+                next_dense[i] = dense[s.next]
             around = [dense[j] for j in (s.prev, s.next) if j >= 0 and not np.isnan(dense[j])]
             ctx[i] = max(around) if around else (dense[i] if not np.isnan(dense[i]) else 0.0)
         own = np.nan_to_num(dense, nan=0.0)
+        dense_rank = _ranks(np.where(np.isnan(dense), -np.inf, dense))
         columns = {
             "dense": own,
             "dense_gap": own - best,
             "ctx_dense": ctx,
+            "prev_dense": prev_dense,
+            "next_dense": next_dense,
+            "dense_rank": 1.0 / (1.0 + dense_rank),
+            "dense_x_overlap": own * cheap[:, CHEAP_FEATURES.index("overlap")],
             **{name: cheap[:, j] for j, name in enumerate(CHEAP_FEATURES)},
         }
         return np.stack([columns[name] for name in self.model.sentence.features], axis=1)
@@ -590,20 +635,10 @@ class AnswerExtractor:
         stemmer = self._stemmer(sentence)
         tok_stems = [stemmer.stemWord(t.lower_) for t in doc]
         q_positions = [i for i, t in enumerate(doc) if tok_stems[i] in q_stems and t.lower_ not in _STOPWORDS]
-        spans: dict[tuple[int, int], tuple[Any, str]] = {}
-        for ent in doc.ents:
-            spans[(ent.start, ent.end)] = (ent, ent.label_)
-        for nc in doc.noun_chunks:
-            start = nc.start
-            while start < nc.end and doc[start].dep_ in ("det", "poss", "predet") or (start < nc.end and doc[start].is_punct):
-                start += 1
-            if start < nc.end and (start, nc.end) not in spans:
-                spans[(start, nc.end)] = (doc[start : nc.end], "NP")
-        for tok in doc:
-            if tok.like_num and (tok.i, tok.i + 1) not in spans and not tok.ent_type_:
-                spans[(tok.i, tok.i + 1)] = (doc[tok.i : tok.i + 1], "NUM")
+        spans = _candidate_spans(doc, lambda i: tok_stems[i] in q_stems)
         out = []
-        for (start, end), (span, label) in spans.items():
+        for (start, end), (label, kind) in spans.items():
+            span = doc[start:end]
             content = [i for i in range(start, end) if not doc[i].is_punct and doc[i].lower_ not in _STOPWORDS]
             if not content:
                 continue
@@ -617,6 +652,8 @@ class AnswerExtractor:
             features = {
                 f"t:{qtype}:{label}": 1.0,
                 f"l:{label}": 1.0,
+                f"k:{kind}": 1.0,
+                f"t:{qtype}:k:{kind}": 1.0,
                 f"dep:{_dep_group(root.dep_)}": 1.0,
                 f"t:{qtype}:dep:{_dep_group(root.dep_)}": 1.0,
                 "in_q": in_q,
@@ -652,6 +689,54 @@ class ScoredSentences:
         return model.sentence.features
 
 
+_LEADING_MODIFIERS = frozenset("about only some over nearly approximately around almost roughly under just circa".split())
+
+
+def _candidate_spans(doc: Any, in_question: Callable[[int], bool]) -> dict[tuple[int, int], tuple[str, str]]:
+    """Token spans that could be a short answer -> (entity label or NP/NUM, how it was found).
+
+    Entities, noun chunks (without leading determiners), numbers, coordinated noun chunks
+    ("North Carolina and New Mexico"), a noun with its prepositional phrases ("Parliament of the
+    United Kingdom at Westminster"), and each of those with leading modifiers ("about 340 miles")
+    or words of the question ("the 11th century" for "in what century") trimmed off its edges.
+    """
+    spans: dict[tuple[int, int], tuple[str, str]] = {}
+
+    def add(start: int, end: int, label: str, kind: str) -> None:
+        while start < end and (doc[start].dep_ in ("det", "poss", "predet", "case", "cc") or doc[start].is_punct):
+            start += 1
+        while end > start and (doc[end - 1].is_punct or doc[end - 1].dep_ in ("case", "cc")):
+            end -= 1
+        if start < end and (start, end) not in spans:
+            spans[(start, end)] = (label, kind)
+
+    for ent in doc.ents:
+        add(ent.start, ent.end, ent.label_, "ent")
+    chunks = list(doc.noun_chunks)
+    chunk_of_root = {nc.root.i: nc for nc in chunks}
+    for nc in chunks:
+        label = nc.root.ent_type_ or "NP"
+        add(nc.start, nc.end, label, "np")
+        conj = [chunk_of_root[c.i] for c in nc.root.conjuncts if c.i in chunk_of_root and c.i > nc.root.i]
+        if conj:
+            add(nc.start, max(c.end for c in conj), label, "coord")
+        right = nc.root.right_edge.i + 1
+        if nc.end < right <= nc.start + 14:
+            add(nc.start, right, label, "tree")
+    for tok in doc:
+        if tok.like_num:
+            add(tok.i, tok.i + 1, "NUM", "num")
+    for (start, end), (label, kind) in list(spans.items()):
+        s, e = start, end
+        while s < e and (doc[s].lower_ in _LEADING_MODIFIERS or in_question(s) or doc[s].lower_ in ("than", "more", "least")):
+            s += 1
+        while e > s and in_question(e - 1):
+            e -= 1
+        if (s, e) != (start, end):
+            add(s, e, label, "trim")
+    return spans
+
+
 def _cue(qtype: str, text: str, question: str) -> float:
     """1 when the sentence holds the kind of thing the question asks for (a year for 'when'...), not in the question."""
     if qtype in ("when", "year"):
@@ -663,6 +748,13 @@ def _cue(qtype: str, text: str, question: str) -> float:
         q_words = {w.lower() for w in _WORD.findall(question)}
         return 1.0 if any(m.group().lower() not in q_words for m in _CAPITALISED.finditer(text)) else 0.0
     return 0.0
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """0 for the largest value, 1 for the next, ... (ties keep their order)."""
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(len(values))
+    return ranks
 
 
 def _wh_head(question: str) -> str:
