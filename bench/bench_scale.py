@@ -189,9 +189,16 @@ def do_build(size: int, index: Path) -> dict:
     }
 
 
-def do_serve(index: Path, n_questions: int) -> dict:
-    """Warm latency of Assistant.answer, split by stage, and memory (run in a fresh process)."""
+def do_serve(index: Path, n_questions: int, torch_threads: int = 0) -> dict:
+    """Warm latency of Assistant.answer, split by stage, and memory (run in a fresh process).
+
+    ``torch_threads`` > 0 sets torch's intra-op threads first (0: torch's default, one per core).
+    """
     t0 = time.perf_counter()
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     from regional_chat.assistant import Assistant
     from regional_chat.settings import Settings
 
@@ -260,7 +267,7 @@ def do_serve(index: Path, n_questions: int) -> dict:
         "stage_p50_ms": {k: ms(benchlib.pct(v, 50)) for k, v in per_stage.items()} | {"rest": ms(benchlib.pct(rest, 50))},
         "stage_p95_ms": {k: ms(benchlib.pct(v, 95)) for k, v in per_stage.items()} | {"rest": ms(benchlib.pct(rest, 95))},
         "stage_share_of_mean": {k: round(sum(v) / sum(totals), 3) for k, v in per_stage.items()} | {"rest": round(sum(rest) / sum(totals), 3)},
-        "load_1min": benchlib.load_average()[0],
+        "load_1min": benchlib.load_average()[0], "torch_threads": torch_threads or "default",
     }
 
 
@@ -348,7 +355,7 @@ def recall_at(vectors: np.ndarray, queries: np.ndarray, shapes: dict[str, int], 
                 ms = 1000 * benchlib.pct(single, 50)
                 hits = sum(len(set(a) & set(b)) for a, b in zip(truth.tolist(), got.tolist()))
                 row[str(nprobe)] = {"recall": round(hits / truth.size, 4), "ms_per_query": round(ms, 3)}
-            out[f"{label} {kind}"] = {"nlist": shape.nlist, "default_nprobe": shape.nprobe, "by_nprobe": row}
+            out[f"{label} {kind}"] = {"nlist": shape.nlist, "default_nprobe": shape.nprobe, "n_for_shape": n_for_shape, "by_nprobe": row}
             print(f"recall {label} {kind}: {row}", file=sys.stderr)
             del index
     return out
@@ -380,6 +387,8 @@ def main() -> None:
     parser.add_argument("step", choices=("all", "prepare", "builds", "serves", "build", "serve", "recall"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000, 1_000_000])
     parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="(serves) torch threads in the serving process; 0 = torch's default (see BENCHMARKS.md)")
     parser.add_argument("--index", help="(serve) the index folder")
     parser.add_argument("--size", type=int, help="(build) the synthetic size")
     parser.add_argument("--synthetic-recall", type=int, default=1_000_000, help="(recall) synthetic vectors, 0 for none")
@@ -389,7 +398,7 @@ def main() -> None:
         print(json.dumps(do_build(args.size, Path(args.index))))
         return
     if args.step == "serve":
-        print(json.dumps(do_serve(Path(args.index), args.questions)))
+        print(json.dumps(do_serve(Path(args.index), args.questions, args.torch_threads)))
         return
     if args.step == "recall":
         merge({"recall": do_recall(args.synthetic_recall)})
@@ -415,12 +424,13 @@ def main() -> None:
     if args.step in ("all", "serves"):
         real = benchlib.WORK / "squad-index"
         print("serving the real SQuAD index", file=sys.stderr)
-        serve = in_subprocess("serve", "--index", str(real), "--questions", str(args.questions))
+        threads = ("--torch-threads", str(args.torch_threads))
+        serve = in_subprocess("serve", "--index", str(real), "--questions", str(args.questions), *threads)
         sizes["2k"] = {"kind": "real SQuAD v1.1 dev paragraphs", "serve": serve}
         print(f"  {serve}", file=sys.stderr)
         for size in args.sizes:
             index = benchlib.WORK / f"synthetic-{size}" / "index"
-            serve = in_subprocess("serve", "--index", str(index), "--questions", str(args.questions))
+            serve = in_subprocess("serve", "--index", str(index), "--questions", str(args.questions), *threads)
             print(f"  {size}: {serve}", file=sys.stderr)
             sizes[label(size)]["serve"] = serve
         merge({"sizes": sizes, "serves_command": benchlib.command(), "serves_load_average_at_end": benchlib.load_average()})
