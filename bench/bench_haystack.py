@@ -2,7 +2,7 @@
 
     python3 -m venv .venv-bench
     .venv-bench/bin/pip install -c constraints.txt -e . haystack-ai==3.4.1 sentence-transformers-haystack==2.0.0
-    HF_HUB_OFFLINE=1 .venv-bench/bin/python bench/bench_haystack.py [--questions 500]
+    HF_HUB_OFFLINE=1 .venv-bench/bin/python bench/bench_haystack.py [--questions 300]
 
 Haystack is a benchmark-only dependency: it lives in .venv-bench (git-ignored), never in the
 app's venv or its pins. Measured with haystack-ai 3.4.1 and sentence-transformers-haystack 2.0.0
@@ -23,8 +23,10 @@ would be downloaded), so Haystack's side stops at retrieval; regional-chat is ti
 retrieval alone (``Retriever.search``, hybrid, top 5) and for the whole answer (``Assistant.answer``:
 retrieval + sentence scoring + short answer).
 
-Each system runs in its own fresh process (so memory is its own); index time counts from a loaded
-model to a searchable index. Recall@5: the question's paragraph is among the top 5 chunks.
+Each system runs in its own fresh process (so memory is its own), with the same number of torch
+threads (``--torch-threads``, default 1: on a shared 2-core machine two spinning threads make one
+question's encoding several times slower, for both systems alike); index time counts from a
+loaded model to a searchable index. Recall@5: the question's paragraph is among the top 5 chunks.
 Writes bench/results/haystack.json.
 """
 
@@ -48,6 +50,9 @@ import benchlib  # noqa: E402
 sys.path.insert(0, str(benchlib.ROOT / "src"))
 
 
+ANSWERS = 60  # questions also answered in full by regional-chat (timing only)
+
+
 def corpus() -> Path:
     path = benchlib.WORK / "squad-corpus" / "squad-dev-paragraphs.jsonl"
     if not path.is_file():
@@ -69,7 +74,7 @@ def timed_queries(fn, qs: list[dict], warm: int = 5) -> tuple[list[float], float
         t = time.perf_counter()
         docs = fn(q["question"])
         times.append(time.perf_counter() - t)
-        hits += q["doc"] in docs
+        hits += any(d.split("#", 1)[-1] == q["doc"] for d in docs)  # "<file>#<paragraph id>"
     return times, hits / len(qs)
 
 
@@ -94,12 +99,12 @@ def run_regional_chat(n: int) -> dict:
     bot = Assistant.load(index, settings, embedder=embedder)
     qs = questions(n)
     retrieval, recall = timed_queries(lambda q: [h.chunk.doc_id for h in bot.search(q, k=5)], qs)
-    answer, _ = timed_queries(lambda q: [x.doc_id for x in bot.answer(q).quotes], qs[:200])
+    answer, _ = timed_queries(lambda q: [x.doc_id for x in bot.answer(q).quotes], qs[:ANSWERS])
     return {
         "system": "regional-chat", "model_load_s": model_s, "index_s": report.seconds, "chunks": report.chunks,
         "retrieval": summary(retrieval), "answer": summary(answer), "recall_at_5": recall,
         "rss_after_index_mb": rss_indexed, "rss_end_mb": benchlib.rss_mb(), "peak_rss_mb": benchlib.peak_rss_mb(),
-        "questions": len(qs), "answer_questions": min(len(qs), 200), "load_1min": benchlib.load_average()[0],
+        "questions": len(qs), "answer_questions": min(len(qs), ANSWERS), "load_1min": benchlib.load_average()[0],
     }
 
 
@@ -167,17 +172,24 @@ def run_haystack(n: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--questions", type=int, default=500)
+    parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--system", choices=("regional-chat", "haystack"), help=argparse.SUPPRESS)
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads in both systems' processes (0: torch's default)")
     args = parser.parse_args()
     if args.system:
+        if args.torch_threads:
+            import torch
+
+            torch.set_num_threads(args.torch_threads)
         fn = run_regional_chat if args.system == "regional-chat" else run_haystack
         print(json.dumps(fn(args.questions)))
         return
     result = benchlib.header()
     result["systems"] = {}
+    result["torch_threads"] = args.torch_threads or "default"
     for system in ("regional-chat", "haystack"):  # regional-chat first: Haystack reads its chunks
-        out = subprocess.run([sys.executable, __file__, "--system", system, "--questions", str(args.questions)], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, __file__, "--system", system, "--questions", str(args.questions),
+                              "--torch-threads", str(args.torch_threads)], capture_output=True, text=True)
         if out.returncode:
             sys.stderr.write(out.stderr[-5000:])
             sys.exit(f"{system} failed")
