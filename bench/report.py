@@ -170,7 +170,8 @@ def t_startup(r: dict) -> str:
 def t_haystack(r: dict) -> str:
     rc, hs = r["systems"]["regional-chat"], r["systems"]["haystack"]
     rows = [run_line(r), "", f"haystack-ai {hs['haystack_ai']}, sentence-transformers-haystack {hs['sentence_transformers_haystack']}; "
-            f"{rc['chunks']} chunks of the 2,067 SQuAD v1.1 dev paragraphs; {rc['questions']} questions (answers: the first {rc['answer_questions']}).", "",
+            f"{rc['chunks']} chunks of the 2,067 SQuAD v1.1 dev paragraphs; {rc['questions']} questions (answers: the first {rc['answer_questions']}); "
+            f"torch threads {r.get('torch_threads', 'default')} in both.", "",
             "| figure | regional-chat | Haystack | regional-chat better? |", "|---|---:|---:|---|"]
 
     def row(name, a, b, fmt, lower=True):
@@ -186,6 +187,7 @@ def t_haystack(r: dict) -> str:
     row("recall@5 (the question's paragraph in the top 5)", rc["recall_at_5"], hs["recall_at_5"], lambda v: f"{v:.3f}", lower=False)
     row("RSS after indexing", rc["rss_after_index_mb"], hs["rss_after_index_mb"], mb)
     row("peak RSS", rc["peak_rss_mb"], hs["peak_rss_mb"], mb)
+    rows.append(f"| 1-minute load average when the system's run ended | {rc['load_1min']} | {hs['load_1min']} | |")
     rows.append(f"| whole answer (retrieval + sentence scoring + short answer): p50 / p95 | {rc['answer']['p50_ms']:.0f} / {rc['answer']['p95_ms']:.0f} ms | "
                 "no extractive reader offline (see above) | |")
     return "\n".join(rows)
