@@ -58,10 +58,13 @@ def needs_context(question: str) -> bool:
     return len([w for w in words if w not in _STOP and len(w) > 1]) <= 1
 
 
-def context_terms(turn: str, limit: int = 8) -> list[str]:
-    """The names, numbers and content words of an earlier turn, most telling first."""
+def context_terms(turn: str, limit: int = 8, names_only: bool = False) -> list[str]:
+    """The names and content words of an earlier turn, most telling first (numbers left out)."""
     names = [m.group().strip() for m in _NAME.finditer(turn)]
     names = [n for n in names if n.lower() not in _STOP and n.lower() not in _PRONOUNS]
+    if names_only:
+        # short names first: "UNRCCA" and "Kaha Imnadze" say more per word than a long official title
+        return sorted(dict.fromkeys(names), key=lambda n: len(n.split()))[:limit]
     # numbers and dates are left out: they are answers, not what a pronoun points at
     words = [w for w in _WORD.findall(turn) if w.lower() not in _STOP and w.lower() not in _PRONOUNS and len(w) > 2 and not w[0].isdigit()]
     out: list[str] = []
@@ -73,29 +76,41 @@ def context_terms(turn: str, limit: int = 8) -> list[str]:
     return out
 
 
-def expand_question(question: str, history: Sequence[Answer]) -> str:
-    """The question to search with: itself, plus terms of the latest turns when it leans on them.
+def follow_up_terms(question: str, history: Sequence[Answer]) -> list[str]:
+    """Terms of the latest turns that a question leaning on them most likely refers to, best first.
 
     ``history`` holds the earlier turns' Answers, oldest first. From the latest
-    turn come the names in its answer and first quote (what "it" or "his"
-    most likely points at), then the names and key words of its question;
-    the turn before adds its question's terms.
+    turn come the names in its answer and first quote, or its closest related
+    passage when it was not answered (what "it" or "his" most likely points
+    at), then the names and key words of its question; the turn before adds
+    its question's terms. Empty when the question stands on its own.
     """
     if not history or not needs_context(question):
-        return question
+        return []
     terms: list[str] = []
     seen = question.lower()
     for depth, turn in enumerate(reversed(history[-2:])):
         parts = [turn.search_query or turn.question]
-        if turn.found and depth == 0:
-            quote = turn.quotes[0].text if turn.quotes else ""
-            parts = [turn.text, quote] + parts
-        for part in parts:
-            for term in context_terms(part, limit=6):
+        if depth == 0:
+            # what the user was shown: the answer and its quote, or, when the documents did
+            # not answer, the closest passage (it is still what the conversation was about)
+            shown = (turn.quotes or turn.related)[:1]
+            parts = ([turn.text] if turn.found else []) + [q.text for q in shown] + parts
+        for n, part in enumerate(parts):
+            # a long quote gives only its names, and few of them, so that the expansion
+            # does not drown the question's own words
+            quote = depth == 0 and n < len(parts) - 1 and len(part) > 80
+            for term in context_terms(part, limit=3 if quote else 6, names_only=quote):
                 if term.lower() not in seen:
                     terms.append(term)
                     seen += " " + term.lower()
-    return question if not terms else f"{question} ({' '.join(terms[:12])})"
+    return terms[:12]
+
+
+def expand_question(question: str, history: Sequence[Answer]) -> str:
+    """The question to search with: itself, plus :func:`follow_up_terms` in brackets when there are any."""
+    terms = follow_up_terms(question, history)
+    return question if not terms else f"{question} ({' '.join(terms)})"
 
 
 class Assistant:
@@ -208,14 +223,19 @@ class Assistant:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
         live = self._live  # one consistent index for the whole question, even if a rebuild swaps it
-        query = expand_question(question, [self._as_answer(turn, mode) for turn in history[-2:]])
-        vector = None if mode == "lexical" else self.embedder.embed_queries([query])[0]
-        hits = live.retriever.search_vector(query, vector, k or self.settings.top_k, mode)
-        if query != question and mode != "lexical":
-            vector = self.embedder.embed_queries([question])[0]
-        # the expanded query finds the passages; the question as asked picks the sentence and the
-        # short answer (a name from an earlier turn must not be mistaken for part of this question)
-        answer = self.extractor.extract(question, hits, live.index.document, self.embedder, vector)
+        terms = follow_up_terms(question, [self._as_answer(turn, mode) for turn in history[-2:]])
+        # A follow-up is read with all the terms of the previous turn and, since names the answer
+        # sentence does not repeat lower its confidence ("When was his organization founded?
+        # (Kaha Imnadze UNRCCA)"), with each of the likeliest referents alone; the reading the
+        # documents answer most confidently wins.
+        readings = [question] if not terms else [f"{question} ({' '.join(terms)})"] + [f"{question} ({t})" for t in terms[:4]]
+        answer, query = None, question
+        for reading in readings:
+            vector = None if mode == "lexical" else self.embedder.embed_queries([reading])[0]
+            hits = live.retriever.search_vector(reading, vector, k or self.settings.top_k, mode)
+            candidate = self.extractor.extract(reading, hits, live.index.document, self.embedder, vector)
+            if answer is None or candidate.confidence > answer.confidence:
+                answer, query = candidate, reading
         return Answer(
             question=question,
             found=answer.found,
