@@ -34,6 +34,21 @@ def _add_index_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", default=os.environ.get("REGIONAL_CHAT_INDEX", DEFAULT_INDEX), help="index folder (default: index)")
 
 
+def _serving_threads() -> None:
+    """Answer questions on one torch thread unless REGIONAL_CHAT_THREADS says otherwise.
+
+    One question is a handful of short texts: a second thread barely helps,
+    and on a shared, loaded 2-core machine two spinning OpenMP threads made
+    single-question encoding 6-10x slower (docs/BENCHMARKS.md). Builds keep
+    torch's default, where batches are large.
+    """
+    threads = int(os.environ.get("REGIONAL_CHAT_THREADS", "1"))
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from .index import build_index
 
@@ -83,6 +98,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     question = " ".join(args.question)
     settings = _settings(args)
+    _serving_threads()
     bot = Assistant.load(args.index, settings)
     answer = bot.answer(question, history=args.after or (), k=args.k, mode=args.retrieval)
     if args.json:
@@ -102,6 +118,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, format_report
+
+    _serving_threads()
 
     result = evaluate(
         args.file,
@@ -123,6 +141,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from . import web  # imports gradio: only when serving
+
+    _serving_threads()
 
     web.serve(
         args.corpus, args.index, _settings(args), host=args.host, port=args.port, read_only=args.read_only,
