@@ -11,8 +11,7 @@ the file: the even-indexed ones fit the weights and thresholds, the odd-indexed 
 * sentence model: logistic regression, label = the sentence holds a gold answer (SQuAD v1.1 dev);
 * short-answer model: logistic regression over spaCy candidates of the best sentence, label =
   exact match with a gold answer after SQuAD normalisation;
-* confidence model: logistic regression, label = the question is answerable and the best quote
-  holds its answer; fitted on the SQuAD v2.0 tune half (half of it unanswerable) together with
+* confidence model: logistic regression, label = the question is answerable from the hits; fitted on the SQuAD v2.0 tune half (half of it unanswerable) together with
   leave-the-article-out questions (v1.1 questions against the corpus without their article);
   the threshold maximises v2.0 abstention accuracy while keeping >= 96% abstention on the
   leave-the-article-out tuning questions.
@@ -26,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import string
 import sys
@@ -322,6 +322,9 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="evaluate the packaged weights; write nothing")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N questions of each set (quick runs)")
     parser.add_argument("--latency", type=int, default=200, help="questions timed end to end with the real model")
+    parser.add_argument("--latency-only", action="store_true", help="time the packaged weights; add the timings to the results")
+    parser.add_argument("--max-embed", type=int, default=0, help="evaluate with this many sentences embedded (with --no-write)")
+    parser.add_argument("--rerank-top", type=int, default=0, help="evaluate with this many sentences re-ranked (with --no-write)")
     args = parser.parse_args()
 
     settings = Settings()
@@ -335,6 +338,13 @@ def main() -> None:
     e11 = CachedEmbedder(real, dict(v11.sentence_vectors))
     e20 = CachedEmbedder(real, dict(v20.sentence_vectors))
     base = json.loads(MODEL_PATH.read_text())
+    if args.latency_only:
+        results = json.loads(RESULTS.read_text())
+        results["latency"] = latency(settings, AnswerModel.from_json(base), v11, r11, real, args.latency or 200)
+        combine(results, v20)
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        print(markdown(results))
+        return
     tune = lambda q: q.article % 2 == 0  # noqa: E731
     t0 = time.time()
 
@@ -383,14 +393,27 @@ def main() -> None:
         base["span"] = span
         print(f"span model fitted on {len(rows)} candidates ({time.time() - t0:.0f} s)", file=sys.stderr)
 
-        # 4. span threshold: the probability under which the whole sentence scores better F1
+        # 4. the second stage: the top sentences re-ordered by their score and their short answer
+        extractor = AnswerExtractor(settings, model=AnswerModel.from_json(base), cache_size=0)
+        groups, group_labels = [], []
+        for q, scored in run_sentences(extractor, v11, r11, e11, questions=tune_qs):
+            if scored is None:
+                continue
+            top = [int(i) for i in np.argsort(-scored.probs, kind="stable")[: base["rerank_top"]]]
+            spans = extractor.short_answers(q.text, [scored.sentences[i].text for i in top])
+            groups.append(np.array([answering._rerank_row(float(scored.probs[i]), sp) for i, sp in zip(top, spans)]))
+            group_labels.append(np.array([contains_answer(scored.sentences[i].text, q.answers) for i in top], dtype=float))
+        base["rerank"] = fit_listwise(groups, group_labels, ["sentence_logit", "span_logit", "span_p"])
+        print(f"rerank model fitted ({time.time() - t0:.0f} s)", file=sys.stderr)
+
+        # 5. span threshold: the probability under which the whole sentence scores better F1
         extractor = AnswerExtractor(settings, model=AnswerModel.from_json(base), cache_size=0)
         pairs = []
         for q, scored in run_sentences(extractor, v11, r11, e11, questions=tune_qs):
             if scored is None:
                 continue
-            sentence = scored.sentences[int(np.argmax(scored.probs))].text
-            sa = extractor.short_answer(q.text, sentence)
+            order, sa = extractor.rerank(q.text, scored)
+            sentence = scored.sentences[int(order[0])].text
             short = sentence[sa[0] : sa[1]] if sa else sentence
             pairs.append((sa[2] if sa else -1.0, em_f1(short, q.answers)[1], em_f1(sentence, q.answers)[1]))
         best_t, best_f1 = 0.0, -1.0
@@ -401,17 +424,17 @@ def main() -> None:
         base["span_threshold"] = round(best_t, 3)
         print(f"span threshold {best_t:.2f} ({time.time() - t0:.0f} s)", file=sys.stderr)
 
-        # 5. the confidence model and its threshold
+        # 6. the confidence model and its threshold
         extractor = AnswerExtractor(settings, model=AnswerModel.from_json(base), cache_size=0)
         sets = confidence_sets(extractor, v11, r11, e11, v20, r20, e20, select=tune)
         conf_names = list(base["confidence"]["features"])
         x = np.array([[f[k] for k in conf_names] for part in sets.values() for f, _, _ in part])
-        y = np.array([label for part in sets.values() for _, label, _ in part], dtype=int)
+        y = np.array([answerable for part in sets.values() for _, _, answerable in part], dtype=int)
         base["confidence"] = fit_logistic(x, y, conf_names, c=1.0)
         model = AnswerModel.from_json(base)
         probs = {name: [model.confidence.sparse_logit(f) for f, _, _ in part] for name, part in sets.items()}
         best = (-1.0, 0.0)
-        for t in np.linspace(-4, 4, 161):
+        for t in np.linspace(-6, 6, 481):
             lao = np.mean([p < t for p in probs["lao"]])
             v2 = np.mean([(p >= t) == answerable for p, (_, _, answerable) in zip(probs["v2"], sets["v2"])])
             if lao >= 0.96 and v2 > best[0]:
@@ -427,7 +450,12 @@ def main() -> None:
         MODEL_PATH.write_text(json.dumps(base, indent=1) + "\n")
         answering.packaged_model.cache_clear()
 
-    results = evaluate(settings, AnswerModel.from_json(json.loads(MODEL_PATH.read_text())), v11, r11, e11, v20, r20, e20, real, args)
+    packaged = json.loads(MODEL_PATH.read_text())
+    if args.max_embed:
+        packaged["max_embed"] = args.max_embed
+    if args.rerank_top:
+        packaged["rerank_top"] = args.rerank_top
+    results = evaluate(settings, AnswerModel.from_json(packaged), v11, r11, e11, v20, r20, e20, real, args)
     table = markdown(results)
     print(table)
     if not args.no_write:
@@ -442,9 +470,9 @@ def confidence_sets(extractor, v11, r11, e11, v20, r20, e20, select):
         for q, scored in run_sentences(extractor, ds, r, e, exclude=exclude, questions=qs):
             if scored is None:
                 continue
-            best = int(np.argmax(scored.probs))
+            order, span = extractor.rerank(q.text, scored)
+            best = int(order[0])
             sentence = scored.sentences[best].text
-            span = extractor.short_answer(q.text, sentence) if answering._is_latin(q.text) else None
             feats = extractor.confidence_features(scored, best, span)
             answerable = bool(q.answers) and not exclude
             out[name].append((feats, int(answerable and contains_answer(sentence, q.answers)), answerable))
@@ -511,7 +539,32 @@ def evaluate(settings, model, v11, r11, e11, v20, r20, e20, real, args) -> dict:
         print(f"{half}: {row}", file=sys.stderr)
     if args.latency:
         results["latency"] = latency(settings, model, v11, r11, real, args.latency)
+    combine(results, v20)
     return results
+
+
+def combine(results: dict, v20: Dataset) -> None:
+    """Add the 'all' column: each rate of the two halves weighted by the questions it is over."""
+    halves = [h for h in results["halves"] if h != "all"]
+    rows = [results["halves"][h] for h in halves]
+    weights = []
+    for h in halves:
+        odd = h.startswith("held")
+        qs = [q for q in v20.questions if (q.article % 2 == 1) == odd]
+        weights.append({"v2.0 answered when answerable %": sum(1 for q in qs if q.answers), "v2.0 abstained when not %": sum(1 for q in qs if not q.answers)})
+    out = {}
+    for key in rows[0]:
+        if key.endswith("questions"):
+            out[key] = sum(r[key] for r in rows)
+            continue
+        if key in weights[0]:
+            w = [x[key] for x in weights]
+        elif key.startswith("v2.0"):
+            w = [r["v2.0 questions"] for r in rows]
+        else:
+            w = [r["v1.1 questions"] for r in rows]
+        out[key] = round(sum(r[key] * n for r, n in zip(rows, w)) / sum(w), 1)
+    results["halves"]["all"] = out
 
 
 def latency(settings, model, v11, r11, real, count: int) -> dict:
@@ -522,7 +575,11 @@ def latency(settings, model, v11, r11, real, count: int) -> dict:
     qs = qs[:: max(1, len(qs) // count)][:count]
     real.embed_queries(["warm up"])
     answering.extract_answer("warm up?", r11.hits(v11.question_vectors[0], "warm up"), docs.__getitem__, real, settings)
-    retrieval_ms, answer_ms, total_ms = [], [], []
+    # "known vectors": an extractor whose cache already holds every sentence vector, as it would
+    # if the index stored sentence vectors (or the session had seen these passages before)
+    known = answering.AnswerExtractor(settings, model=model, cache_size=len(v11.sentence_vectors) + 10)
+    known._vectors._items.update({(real.name, t): v for t, v in v11.sentence_vectors.items()})
+    retrieval_ms, answer_ms, total_ms, known_ms = [], [], [], []
     for q in qs:
         t0 = time.perf_counter()
         qvec = real.embed_queries([q.text])[0]
@@ -530,18 +587,26 @@ def latency(settings, model, v11, r11, real, count: int) -> dict:
         t1 = time.perf_counter()
         answering.AnswerExtractor(settings, model=model, cache_size=0).extract(q.text, hits, docs.__getitem__, real, qvec)
         t2 = time.perf_counter()
+        known.extract(q.text, hits, docs.__getitem__, real, qvec)
+        t3 = time.perf_counter()
         retrieval_ms.append(1000 * (t1 - t0))
         answer_ms.append(1000 * (t2 - t1))
         total_ms.append(1000 * (t2 - t0))
+        known_ms.append(1000 * (t3 - t2 + t1 - t0))
     pct = lambda v, p: round(float(np.percentile(v, p)), 1)  # noqa: E731
     return {
         "questions": len(qs),
+        "load average at the end (1 min)": round(os.getloadavg()[0], 2),
         "retrieval p50 ms": pct(retrieval_ms, 50),
         "retrieval p95 ms": pct(retrieval_ms, 95),
         "answer p50 ms": pct(answer_ms, 50),
         "answer p95 ms": pct(answer_ms, 95),
         "total p50 ms": pct(total_ms, 50),
         "total p95 ms": pct(total_ms, 95),
+        "total, sentence vectors known p50 ms": pct(known_ms, 50),
+        "total, sentence vectors known p95 ms": pct(known_ms, 95),
+        "max_embed": model.max_embed,
+        "rerank_top": model.rerank_top,
     }
 
 
@@ -553,8 +618,8 @@ def markdown(results: dict) -> str:
         lines.append(f"| {k} | " + " | ".join(str(results["halves"][h][k]) for h in halves) + " |")
     if "latency" in results:
         lat = results["latency"]
-        lines += ["", f"Latency, {lat['questions']} held-out questions, real MiniLM, 2 shared cores:", "", "| step | p50 ms | p95 ms |", "|---|---:|---:|"]
-        for step in ("retrieval", "answer", "total"):
+        lines += ["", f"Latency, {lat['questions']} held-out questions, real MiniLM, 2 shared cores (load average {lat.get('load average at the end (1 min)')}):", "", "| step | p50 ms | p95 ms |", "|---|---:|---:|"]
+        for step in ("retrieval", "answer", "total", "total, sentence vectors known"):
             lines.append(f"| {step} | {lat[f'{step} p50 ms']} | {lat[f'{step} p95 ms']} |")
     return "\n".join(lines)
 

@@ -95,6 +95,8 @@ QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 OTHER_TYPE = "other"
+QUESTION_TYPE_NAMES = tuple(name for name, _ in QUESTION_TYPES) + (OTHER_TYPE,)
+_NEGATION = re.compile(r"\b(not|never|no|n't|without|least|fail|failed|unable|neither|nor)\b", re.IGNORECASE)
 
 
 def question_type(question: str) -> str:
@@ -147,6 +149,8 @@ class AnswerModel:
     quote_ratio: float  # further quotes need a probability >= quote_ratio * the best one's
     max_quotes: int
     max_embed: int  # sentences embedded per question, chosen by the cheap score
+    rerank: LinearModel  # re-orders the top sentences by their score and their short answer
+    rerank_top: int
     info: Mapping[str, Any]
 
     @classmethod
@@ -160,6 +164,8 @@ class AnswerModel:
             quote_ratio=float(data["quote_ratio"]),
             max_quotes=int(data["max_quotes"]),
             max_embed=int(data["max_embed"]),
+            rerank=LinearModel.from_json(data["rerank"]),
+            rerank_top=int(data["rerank_top"]),
             info=dict(data.get("info", {})),
         )
 
@@ -500,9 +506,8 @@ class AnswerExtractor:
 
     def _answer(self, question: str, scored: "ScoredSentences") -> Answer:
         model = self.model
-        order = np.argsort(-scored.probs, kind="stable")
+        order, span = self.rerank(question, scored)
         best = int(order[0])
-        span = self.short_answer(question, scored.sentences[best].text) if _is_latin(question) else None
         confidence = self.confidence(scored, best, span)
         if confidence < model.threshold:
             return Answer(
@@ -537,6 +542,25 @@ class AnswerExtractor:
             confidence=confidence,
             quotes=tuple(quotes),
         )
+
+    def rerank(self, question: str, scored: "ScoredSentences") -> tuple[np.ndarray, tuple[int, int, float] | None]:
+        """Sentence indices best first, and the short answer of the first.
+
+        The top few sentences are parsed by spaCy and re-ordered by their score together with
+        how good a short answer each holds (a 'when' question prefers the sentence with a date).
+        """
+        model = self.model
+        order = np.argsort(-scored.probs, kind="stable")
+        if not _is_latin(question):
+            return order, None
+        top = [int(i) for i in order[: max(1, model.rerank_top)]]
+        spans = self.short_answers(question, [scored.sentences[i].text for i in top])
+        if len(top) > 1:
+            rows = np.array([_rerank_row(float(scored.probs[i]), span) for i, span in zip(top, spans)])
+            new = np.argsort(-model.rerank.logits(rows), kind="stable")
+            top, spans = [top[k] for k in new], [spans[k] for k in new]
+            order = np.concatenate([np.array(top), order[len(top) :]])
+        return order, spans[0]
 
     def _quote(self, scored: "ScoredSentences", i: int, highlight: tuple[int, int] | None) -> Quote:
         s = scored.sentences[i]
@@ -575,30 +599,58 @@ class AnswerExtractor:
         s = scored.sentences[best]
         row = dict(zip(scored.feature_names(self.model), scored.features[best]))
         qset = set(scored.q_stems)
+        sentence_stems = set(s.stems)
+        window = set(s.stems)
+        for j in (s.prev, s.next):
+            if j >= 0:
+                window.update(scored.sentences[j].stems)
         doc_stems: set[str] = set()
         all_stems: set[str] = set()
         for t in scored.sentences:
             all_stems.update(t.stems)
             if t.doc_id == s.doc_id:
                 doc_stems.update(t.stems)
+        # local IDF over the candidate sentences: a rare question word missing from the window says most
+        n = len(scored.sentences)
+        idf = {t: math.log(1.0 + (n - df + 0.5) / (df + 0.5)) for t in qset for df in [sum(t in c.stems for c in scored.sentences)]}
+        missing = [idf[t] for t in qset - window]
         names = self._name_stems(scored.question)
+        doc_text = scored.docs[s.doc_id].text
+        numbers = {w for w in _WORD.findall(scored.question) if _DIGIT.search(w)}
         dense_hits = [h.dense for h in scored.hits if h.dense is not None]
-        return {
+        q = len(qset) or 1
+        qtype = question_type(scored.question)
+        features = {
             "s_logit": float(logits[best]),
             "s_margin": float(logits[best]) - second,
+            "p_mean": float(probs.mean()),
             "dense": float(row.get("dense", 0.0)),
             "ctx_dense": float(row.get("ctx_dense", 0.0)),
             "overlap": float(row.get("overlap", 0.0)),
             "ctx_overlap": float(row.get("ctx_overlap", 0.0)),
             "hit_dense_max": max(dense_hits) if dense_hits else 0.0,
-            "cover_doc": len(qset & doc_stems) / len(qset) if qset else 0.0,
-            "cover_all": len(qset & all_stems) / len(qset) if qset else 0.0,
+            "hit_score_top": float(scored.hits[0].score),
+            "cover_doc": len(qset & doc_stems) / q,
+            "cover_all": len(qset & all_stems) / q,
+            "uncovered_window": float(len(qset - window)),
+            "uncovered_window_frac": len(qset - window) / q,
+            "uncovered_sentence_frac": len(qset - sentence_stems) / q,
+            "uncovered_all": float(len(qset - all_stems)),
+            "missing_idf_max": max(missing, default=0.0),
+            "missing_idf_frac": sum(missing) / (sum(idf.values()) or 1.0),
             "names_doc": len(names & doc_stems) / len(names) if names else 1.0,
             "names_missing": float(len(names - doc_stems)),
+            "names_missing_window": float(len(names - window)),
+            "numbers_missing": float(sum(1 for w in numbers if w not in doc_text)),
+            "negation": 1.0 if _NEGATION.search(scored.question) else 0.0,
             "span_p": span[2] if span else 0.0,
             "span_found": 1.0 if span else 0.0,
             "q_len": math.log1p(len(scored.q_stems)),
+            "q_words": float(len(qset)),
         }
+        for name in QUESTION_TYPE_NAMES:
+            features[f"type_{name}"] = 1.0 if qtype == name else 0.0
+        return features
 
     def confidence(self, scored: "ScoredSentences", best: int, span: tuple[int, int, float] | None) -> float:
         """The probability that the best sentence answers the question."""
@@ -613,9 +665,16 @@ class AnswerExtractor:
 
     # ------------------------------------------------------------- short answer
 
-    def short_answer(self, question: str, sentence: str) -> tuple[int, int, float] | None:
+    def short_answers(self, question: str, sentences: Sequence[str]) -> list[tuple[int, int, float] | None]:
+        """:meth:`short_answer` of each sentence, parsed by spaCy in one batch."""
+        nlp, lock = _spacy_pipeline()
+        with lock:
+            docs = list(nlp.pipe(sentences))
+        return [self.short_answer(question, sentence, doc) for sentence, doc in zip(sentences, docs)]
+
+    def short_answer(self, question: str, sentence: str, doc: Any = None) -> tuple[int, int, float] | None:
         """The best short answer inside ``sentence`` as (start, end, probability), or None."""
-        candidates = self.span_candidates(question, sentence)
+        candidates = self.span_candidates(question, sentence, doc)
         if not candidates:
             return None
         model = self.model.span
@@ -623,15 +682,19 @@ class AnswerExtractor:
         logit = model.sparse_logit(best[2])
         return best[0], best[1], 1.0 / (1.0 + math.exp(-max(min(logit, 40.0), -40.0)))
 
-    def span_candidates(self, question: str, sentence: str) -> list[tuple[int, int, dict[str, float]]]:
-        """Entities, noun chunks and numbers of ``sentence`` not already in the question, with features."""
+    def span_candidates(self, question: str, sentence: str, doc: Any = None) -> list[tuple[int, int, dict[str, float]]]:
+        """Entities, noun chunks and numbers of ``sentence`` not already in the question, with features.
+
+        ``doc`` is spaCy's parse of ``sentence`` when the caller has it already.
+        """
         qtype = question_type(question)
         q_stems = set(self._content_stems(question))
         head = _wh_head(question)
         head_stem = self._stemmer(question).stemWord(head) if head else ""
-        nlp, lock = _spacy_pipeline()
-        with lock:
-            doc = nlp(sentence)
+        if doc is None:
+            nlp, lock = _spacy_pipeline()
+            with lock:
+                doc = nlp(sentence)
         stemmer = self._stemmer(sentence)
         tok_stems = [stemmer.stemWord(t.lower_) for t in doc]
         q_positions = [i for i, t in enumerate(doc) if tok_stems[i] in q_stems and t.lower_ not in _STOPWORDS]
@@ -748,6 +811,15 @@ def _cue(qtype: str, text: str, question: str) -> float:
         q_words = {w.lower() for w in _WORD.findall(question)}
         return 1.0 if any(m.group().lower() not in q_words for m in _CAPITALISED.finditer(text)) else 0.0
     return 0.0
+
+
+def _rerank_row(prob: float, span: tuple[int, int, float] | None) -> list[float]:
+    """The second-stage features of a sentence: its logit, and its best short answer's logit and probability."""
+    sentence_logit = math.log(max(prob, 1e-9) / max(1.0 - prob, 1e-9))
+    if span is None:
+        return [sentence_logit, -10.0, 0.0]
+    p = min(max(span[2], 1e-9), 1 - 1e-9)
+    return [sentence_logit, math.log(p / (1 - p)), p]
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
