@@ -218,3 +218,14 @@ def test_seed_article_with_minilm() -> None:
     answer = extractor.extract("Who won the 2022 FIFA World Cup?", hits_for("Who won the 2022 FIFA World Cup?"), lambda _: doc, embedder)
     assert not answer.found
     assert answer.related
+
+
+def test_one_extractor_answers_from_several_threads_as_from_one(embedder) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    extractor = AnswerExtractor(Settings(), cache_size=16)
+    questions = ["When was the centre opened?", "What is the capital of Kazakhstan?", "Where is the centre headquartered?"] * 4
+    alone = [AnswerExtractor(Settings(), cache_size=0).extract(q, HITS, DOCS.__getitem__, HashingEmbedder(64)) for q in questions]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda q: extractor.extract(q, HITS, DOCS.__getitem__, embedder), questions))
+    assert together == alone
