@@ -130,6 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
         answers=not args.retrieval_only,
         progress=not args.quiet,
+        vector_cache=not args.no_vector_cache,
     )
     report = format_report(result)
     print(report)
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leave-article-out", action="store_true", help="also ask each question without its article in the corpus")
     p.add_argument("--retrieval-only", action="store_true", help="measure retrieval only (fast)")
     p.add_argument("--limit", type=int, default=None, help="ask about this many questions, evenly spread")
+    p.add_argument("--no-vector-cache", action="store_true", help="time every question as if its passages were new")
     p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
