@@ -89,7 +89,7 @@ def render() -> str:
             ("short answer EM ≥ 30", a["short_em"], a["short_em"] >= 30),
             ("short answer F1 ≥ 40", a["short_f1"], a["short_f1"] >= 40),
             ("leave-the-article-out abstention ≥ 95%", a.get("leave_article_out_abstained"), (a.get("leave_article_out_abstained") or 0) >= 95),
-            ("answered when the article is in the corpus (v1.1, all answerable)", a.get("answered_when_answerable"), True),
+            ("answered when the article is in the corpus (v1.1, all answerable; no goal, reported)", a.get("answered_when_answerable"), None),
             ("warm latency p50 < 60 ms (sentence vectors cached between questions)", a["latency_p50_ms"], a["latency_p50_ms"] < 60),
             ("warm latency p95 < 150 ms (sentence vectors cached between questions)", a["latency_p95_ms"], a["latency_p95_ms"] < 150),
         ]
@@ -104,7 +104,7 @@ def render() -> str:
             goals.append(("SQuAD v2.0 abstention accuracy ≥ 65%", f"{v2['all']['abstention_accuracy']} (held-out half: {held})",
                           v2["all"]["abstention_accuracy"] >= 65 and held >= 65))
         lines += ["## Goals", "", "| goal (issue #3) | measured (all questions) | met |", "|---|---|---|"]
-        lines += [f"| {g} | {m} | {'yes' if ok else '**no**'} |" for g, m, ok in goals]
+        lines += [f"| {g} | {m} | {'–' if ok is None else 'yes' if ok else '**no**'} |" for g, m, ok in goals]
         lines += [""]
     titles = {
         "squad-v1.1": "SQuAD v1.1 dev (10,570 questions, 2,067 paragraphs)",
