@@ -75,12 +75,7 @@ class IndexBusyError(IndexStateError):
 REBUILD_HINT = "run `regional-chat build --full` to rebuild it from the corpus"
 
 
-def _faiss():
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - install problem
-        raise ImportError("FAISS is not available: install faiss-cpu (pip install faiss-cpu).") from exc
-    return faiss
+_faiss = index_kinds._faiss  # one place that imports faiss lazily, with the install hint
 
 
 # --------------------------------------------------------------------------- manifest
