@@ -107,10 +107,14 @@ def follow_up_terms(question: str, history: Sequence[Answer]) -> list[str]:
     return terms[:12]
 
 
+def with_terms(question: str, terms: Sequence[str]) -> str:
+    """``question`` followed by ``terms`` in brackets (the question itself when there are none)."""
+    return question if not terms else f"{question} ({' '.join(terms)})"
+
+
 def expand_question(question: str, history: Sequence[Answer]) -> str:
     """The question to search with: itself, plus :func:`follow_up_terms` in brackets when there are any."""
-    terms = follow_up_terms(question, history)
-    return question if not terms else f"{question} ({' '.join(terms)})"
+    return with_terms(question, follow_up_terms(question, history))
 
 
 class Assistant:
@@ -228,7 +232,7 @@ class Assistant:
         # sentence does not repeat lower its confidence ("When was his organization founded?
         # (Kaha Imnadze UNRCCA)"), with each of the likeliest referents alone; the reading the
         # documents answer most confidently wins.
-        readings = [question] if not terms else [f"{question} ({' '.join(terms)})"] + [f"{question} ({t})" for t in terms[:4]]
+        readings = [with_terms(question, terms)] + [with_terms(question, [t]) for t in terms[:4]]
         answer, query = None, question
         for reading in readings:
             vector = None if mode == "lexical" else self.embedder.embed_queries([reading])[0]
