@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -198,8 +198,8 @@ def evaluate(
             measures every question as if its passages were new.
     """
     from .answering import AnswerExtractor, packaged_model
-    from .assistant import Assistant
-    from .index import build_index
+    from .embedding import make_embedder
+    from .index import build_index, load_index
     from .retrieval import Retriever
 
     if mode not in MODES:
@@ -213,8 +213,8 @@ def evaluate(
     root = Path(index_dir) if index_dir else Path("/tmp/regional-chat-eval") / squad_file.stem
     corpus = write_contexts_corpus(paragraphs, root.parent / f"{root.name}.corpus")
     built = build_index(corpus.parent, root, settings, progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
-    assistant = Assistant.load(root, settings)
-    index, embedder = assistant.index, assistant.embedder
+    embedder = make_embedder(settings)
+    index = load_index(root, settings, embedder)
     retriever = Retriever(index, index.lexical, embedder, settings)
     # for the figures without abstention, the same extractor with the threshold off;
     # found is then confidence >= the real threshold, exactly as the assistant decides
@@ -225,13 +225,12 @@ def evaluate(
 
     tally = _Tally()
     depth = max(20, settings.top_k) * 2
-    iterator: Iterator[Question] = iter(questions)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(questions), unit="q", file=sys.stderr, dynamic_ncols=True)
-    for q in iterator:
+    for q in questions:
         row: dict[str, Any] = {"article": q.article, "answerable": bool(q.answers), "rank": {}}
         started = time.perf_counter()
         vector = embedder.embed_queries([q.text])[0]
