@@ -118,7 +118,7 @@ def test_real_model_answers_where_with_the_highlighted_place(seed_bot):
     quote = ans.quotes[0]
     assert "with its headquarters situated in Ashgabat, Turkmenistan" in quote.text
     assert quote.highlight is not None
-    assert "Ashgabat" in quote.highlighted_text
+    assert quote.highlighted_text == "Ashgabat, Turkmenistan"
     assert ans.text == quote.highlighted_text
 
 

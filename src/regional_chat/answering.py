@@ -24,7 +24,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any, Callable, Mapping, Sequence
 
@@ -132,9 +132,18 @@ class LinearModel:
         return ((rows - self.mean) / self.scale) @ self.weights + self.bias
 
     def sparse_logit(self, values: Mapping[str, float]) -> float:
-        """The logit for a row given as {feature: value}; unknown features count as 0."""
-        row = np.array([values.get(name, 0.0) for name in self.features], dtype=np.float64)
-        return float(self.logits(row[None, :])[0])
+        """The logit for a row given as {feature: value}; unknown features count as 0.
+
+        Sums over the given features only (the span model has hundreds, a candidate sets about 15).
+        """
+        base, per_unit = self._sparse
+        return base + sum(per_unit.get(name, 0.0) * value for name, value in values.items())
+
+    @cached_property
+    def _sparse(self) -> tuple[float, dict[str, float]]:
+        """The logit of an all-zero row, and each feature's weight per unit of its raw value."""
+        per_unit = self.weights / self.scale
+        return float(self.bias - per_unit @ self.mean), dict(zip(self.features, per_unit.tolist()))
 
 
 @dataclass(frozen=True)
@@ -674,13 +683,18 @@ class AnswerExtractor:
 
     def short_answer(self, question: str, sentence: str, doc: Any = None) -> tuple[int, int, float] | None:
         """The best short answer inside ``sentence`` as (start, end, probability), or None."""
+        if doc is None:
+            nlp, lock = _spacy_pipeline()
+            with lock:
+                doc = nlp(sentence)
         candidates = self.span_candidates(question, sentence, doc)
         if not candidates:
             return None
         model = self.model.span
-        best = max(candidates, key=lambda c: model.sparse_logit(c[2]))
-        logit = model.sparse_logit(best[2])
-        return best[0], best[1], 1.0 / (1.0 + math.exp(-max(min(logit, 40.0), -40.0)))
+        logits = [model.sparse_logit(c[2]) for c in candidates]
+        k = int(np.argmax(logits))
+        start, end = _with_country(doc, candidates[k][0], candidates[k][1], question)
+        return start, end, 1.0 / (1.0 + math.exp(-max(min(logits[k], 40.0), -40.0)))
 
     def span_candidates(self, question: str, sentence: str, doc: Any = None) -> list[tuple[int, int, dict[str, float]]]:
         """Entities, noun chunks and numbers of ``sentence`` not already in the question, with features.
@@ -798,6 +812,24 @@ def _candidate_spans(doc: Any, in_question: Callable[[int], bool]) -> dict[tuple
         if (s, e) != (start, end):
             add(s, e, label, "trim")
     return spans
+
+
+def _with_country(doc: Any, start: int, end: int, question: str) -> tuple[int, int]:
+    """A place answer with the place that locates it: "Ashgabat" -> "Ashgabat, Turkmenistan".
+
+    When the span ends a place entity (GPE/LOC) and the text goes on with ", " and another
+    place entity that the question does not name, the answer takes it in, as a reader would.
+    """
+    ents = {ent.start_char: ent for ent in doc.ents if ent.label_ in ("GPE", "LOC")}
+    place = next((ent for ent in ents.values() if ent.end_char == end and ent.start_char >= start), None)
+    if place is None:
+        return start, end
+    follow = place.end
+    if follow + 1 < len(doc) and doc[follow].text == ",":
+        nxt = ents.get(doc[follow + 1].idx)
+        if nxt is not None and nxt.text.lower() not in question.lower():
+            return start, nxt.end_char
+    return start, end
 
 
 def _cue(qtype: str, text: str, question: str) -> float:
