@@ -344,3 +344,20 @@ def test_a_two_chunk_corpus_still_matches_words() -> None:
     index = LexicalIndex.build([1, 2], ["Astana is the capital", "Bishkek is a city"])
     assert [c for c, _ in index.search("capital", 2)] == [1]
     assert [c for c, _ in index.search("Bishkek", 2)] == [2]
+
+
+def test_hybrid_leans_on_bm25_alone_for_a_script_the_model_does_not_read(lexical: LexicalIndex) -> None:
+    settings = Settings(model="hashing:64", candidates=5, top_k=5, fusion="zscore", fusion_weight=0.9)
+    reads_any = HashingEmbedder(64)
+    latin_only = HashingEmbedder(64)
+    latin_only.scripts = ("latin",)
+    index = TinyIndex(make_chunks(), reads_any)
+    question = "Казахстана столица года Bishkek Aral Sea"  # more Cyrillic than Latin letters
+    by_bm25 = [c for c, _ in lexical.search(question, 5)]
+    english_model = Retriever(index, lexical, latin_only, settings)
+    assert not english_model.reads(question) and english_model.reads("capital of Kazakhstan")
+    ranked = [h.chunk.chunk_id for h in english_model.search(question, 5, "hybrid")]
+    assert ranked[: len(by_bm25)] == by_bm25
+    # a model that reads any script keeps its 0.9 share of the ranking, which here reorders BM25's list
+    multilingual = [h.chunk.chunk_id for h in Retriever(index, lexical, reads_any, settings).search(question, 5, "hybrid")]
+    assert multilingual[: len(by_bm25)] != by_bm25

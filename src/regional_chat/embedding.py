@@ -34,6 +34,9 @@ class Embedder(Protocol):
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    # Optional: ``scripts``, the writing systems the model was trained on ("latin", "cyrillic");
+    # hybrid retrieval leans on BM25 alone for a question in any other. None or absent: any script.
+
 
 class EmbedderError(RuntimeError):
     """The embedding model cannot be found or loaded."""
@@ -72,6 +75,8 @@ class SentenceTransformerEmbedder:
         batch_size: texts per forward pass.
         query_prefix / passage_prefix: prepended to queries / passages (e5 models
             want ``"query: "`` and ``"passage: "``; MiniLM wants nothing).
+        scripts: the writing systems the model reads (``("latin",)`` for English-only
+            MiniLM); None when unknown or any.
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 64,
         query_prefix: str = "",
         passage_prefix: str = "",
+        scripts: tuple[str, ...] | None = None,
     ) -> None:
         path = Path(model_path)
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
@@ -96,6 +102,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
+        self.scripts = scripts
         self._model = None
         self._lock = threading.Lock()
         self._dim, self._max_tokens = self._read_config(path)
@@ -252,7 +259,7 @@ def make_embedder(settings: Settings) -> Embedder:
         return HashingEmbedder(dim)
     if model == DEFAULT_MODEL:
         return SentenceTransformerEmbedder(
-            packaged_minilm_path(), name="all-MiniLM-L6-v2", dtype=settings.dtype, batch_size=settings.batch_size
+            packaged_minilm_path(), name="all-MiniLM-L6-v2", dtype=settings.dtype, batch_size=settings.batch_size, scripts=("latin",)
         )
     path = Path(model).expanduser()
     if not path.exists():
