@@ -3,9 +3,9 @@
     .venv/bin/python bench/tune_answering.py            # fit, evaluate, write the weights and results
     .venv/bin/python bench/tune_answering.py --no-write # evaluate the packaged weights only
 
-Setting (each SQuAD paragraph is one document and one chunk): the top-5 paragraphs of a hybrid
-retrieval (cosine over MiniLM paragraph vectors + bm25s, each min-max normalised over its top 50,
-summed with weight 0.5) are handed to ``AnswerExtractor``. Articles are split by their index in
+Setting (each SQuAD paragraph is one document and one chunk): the top-5 paragraphs of the
+product's hybrid retrieval (MiniLM cosine over paragraph vectors + retrieval.py's BM25, fused by
+``retrieval.fuse`` with ``Settings()``'s fusion and weight) are handed to ``AnswerExtractor``. Articles are split by their index in
 the file: the even-indexed ones fit the weights and thresholds, the odd-indexed ones are reported.
 
 * sentence model: logistic regression, label = the sentence holds a gold answer (SQuAD v1.1 dev);
@@ -53,8 +53,6 @@ RESULTS = ROOT / "bench" / "results" / "answering.json"
 V11 = "squad-dev-v1.1"
 V20 = "squad-dev-v2.0-tune-half"
 TOP_K = 5
-CANDIDATES = 50
-DENSE_WEIGHT = 0.5
 
 
 # ---------------------------------------------------------------- SQuAD scoring
@@ -175,29 +173,31 @@ class CachedEmbedder:
 
 
 class HybridRetriever:
-    """Cosine over paragraph vectors + bm25s, min-max normalised over each top 50, summed."""
+    """retrieval.py's hybrid search over one vector per paragraph, with articles left out on demand.
 
-    def __init__(self, ds: Dataset) -> None:
-        import bm25s
-        import Stemmer
+    The same BM25 index (``LexicalIndex``: tokenisation, stemming, BM25 variant) and the same
+    ``fuse`` with the fusion and weight of ``Settings()``, over ``Settings().candidates`` from each
+    retriever, dense candidates BM25 did not rank filled in with their BM25 score, exactly as
+    ``Retriever.search_vector`` does: the hit scores the answer model reads have the product's scale.
+    A left-out article is removed before the candidates are taken, as if it were not in the corpus.
+    """
+
+    def __init__(self, ds: Dataset, settings: Settings | None = None) -> None:
+        from regional_chat.retrieval import LexicalIndex
 
         self.ds = ds
-        self.stemmer = Stemmer.Stemmer("english")
-        self.bm25 = bm25s.BM25()
-        tokens = bm25s.tokenize([d.text for d in ds.docs], stopwords="en", stemmer=self.stemmer, show_progress=False)
-        self.bm25.index(tokens, show_progress=False)
+        self.settings = settings or Settings()
+        self.lexical = LexicalIndex.build(range(len(ds.docs)), [d.text for d in ds.docs])
         self.chunks = [Chunk(i, d.doc_id, 0, 0, len(d.text), d.text) for i, d in enumerate(ds.docs)]
         self.articles = np.asarray(ds.articles)
         self.memo: dict = {}
 
     def lexical_scores(self, text: str) -> np.ndarray:
-        import bm25s
-
-        tokens = bm25s.tokenize([text], stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False)[0]
-        tokens = [t for t in tokens if t in self.bm25.vocab_dict]
-        if not tokens:
-            return np.zeros(len(self.chunks), dtype=np.float32)
-        return self.bm25.get_scores(tokens)
+        scores = np.zeros(len(self.chunks), dtype=np.float64)
+        found, _ = self.lexical.search_and_score(text, len(self.chunks), ())
+        for i, score in found:
+            scores[i] = score
+        return scores
 
     def hits(self, qvec: np.ndarray, text: str, exclude_article: int | None = None, k: int = TOP_K) -> list[Hit]:
         key = (text, exclude_article, k)
@@ -206,32 +206,24 @@ class HybridRetriever:
         return self.memo[key]
 
     def search(self, qvec: np.ndarray, text: str, exclude_article: int | None = None, k: int = TOP_K) -> list[Hit]:
+        from regional_chat.retrieval import fuse
+
+        wanted = max(k, self.settings.candidates)
         dense = self.ds.para_vectors @ qvec
-        lexical = np.asarray(self.lexical_scores(text), dtype=np.float64)
+        lexical = self.lexical_scores(text)
         allowed = np.ones(len(dense), dtype=bool) if exclude_article is None else self.articles != exclude_article
-        d_top = _top(np.where(allowed, dense, -np.inf), CANDIDATES)
-        l_top = [i for i in _top(np.where(allowed, lexical, -np.inf), CANDIDATES) if lexical[i] > 0]
-        d_norm = _minmax({i: float(dense[i]) for i in d_top})
-        l_norm = _minmax({i: float(lexical[i]) for i in l_top})
-        fused = {i: DENSE_WEIGHT * d_norm.get(i, 0.0) + (1 - DENSE_WEIGHT) * l_norm.get(i, 0.0) for i in set(d_top) | set(l_top)}
-        best = sorted(fused, key=lambda i: -fused[i])[:k]
-        return [
-            Hit(self.chunks[i], fused[i], float(dense[i]) if i in d_norm else None, float(lexical[i]) if i in l_norm else None)
-            for i in best
-        ]
+        d_top = [(i, float(dense[i])) for i in _top(np.where(allowed, dense, -np.inf), wanted)]
+        l_top = [(i, float(lexical[i])) for i in _top(np.where(allowed, lexical, -np.inf), wanted) if lexical[i] > 0]
+        ranked = {i for i, _ in l_top}
+        fill = sorted(((i, float(lexical[i])) for i, _ in d_top if i not in ranked), key=lambda pair: -pair[1])
+        fused = fuse(d_top, l_top + fill, method=self.settings.fusion, weight=self.settings.fusion_weight)[:k]
+        return [Hit(self.chunks[f.chunk_id], f.score, f.dense, f.lexical) for f in fused]
 
 
 def _top(values: np.ndarray, k: int) -> list[int]:
     k = min(k, len(values))
     idx = np.argpartition(-values, k - 1)[:k]
     return [int(i) for i in idx[np.argsort(-values[idx])] if np.isfinite(values[i])]
-
-
-def _minmax(scores: dict[int, float]) -> dict[int, float]:
-    if not scores:
-        return {}
-    lo, hi = min(scores.values()), max(scores.values())
-    return {i: (v - lo) / (hi - lo) if hi > lo else 1.0 for i, v in scores.items()}
 
 
 # -------------------------------------------------------------------- fitting
@@ -334,7 +326,7 @@ def main() -> None:
     if args.limit:
         v11.questions = v11.questions[:: max(1, len(v11.questions) // args.limit)]
         v20.questions = v20.questions[:: max(1, len(v20.questions) // args.limit)]
-    r11, r20 = HybridRetriever(v11), HybridRetriever(v20)
+    r11, r20 = HybridRetriever(v11, settings), HybridRetriever(v20, settings)
     e11 = CachedEmbedder(real, dict(v11.sentence_vectors))
     e20 = CachedEmbedder(real, dict(v20.sentence_vectors))
     base = json.loads(MODEL_PATH.read_text())
@@ -365,7 +357,7 @@ def main() -> None:
         # 2. how many sentences to embed: the smallest budget within 0.3 points of embedding all of them
         budgets = {}
         tune_qs = [q for q in v11.questions if tune(q)]
-        for budget in (6, 8, 10, 12, 16, 10_000):
+        for budget in (3, 4, 5, 6, 8, 10, 12, 16, 10_000):
             ex = AnswerExtractor(settings, model=AnswerModel.from_json({**base, "max_embed": budget}), cache_size=0)
             good = sum(
                 1 for q, s in run_sentences(ex, v11, r11, e11, questions=tune_qs) if s is not None and contains_answer(s.sentences[int(np.argmax(s.probs))].text, q.answers)
@@ -444,7 +436,7 @@ def main() -> None:
         base["info"] = {
             "fitted_by": "bench/tune_answering.py",
             "fitted_on": "even-indexed articles of SQuAD v1.1 dev and of the SQuAD v2.0 tune half",
-            "retrieval": f"top-{TOP_K} of MiniLM cosine + bm25s, min-max over top {CANDIDATES}, weight {DENSE_WEIGHT}",
+            "retrieval": f"top-{TOP_K} of MiniLM cosine + retrieval.LexicalIndex, fused by retrieval.fuse ({settings.fusion}, dense weight {settings.fusion_weight}, {settings.candidates} candidates each)",
             "embedding_budgets_hit1": {str(k): round(v, 4) for k, v in budgets.items()},
         }
         MODEL_PATH.write_text(json.dumps(base, indent=1) + "\n")
@@ -463,10 +455,20 @@ def main() -> None:
 
 
 def confidence_sets(extractor, v11, r11, e11, v20, r20, e20, select):
-    """Confidence features and labels: v2.0 questions, and v1.1 questions without their article."""
-    out = {"v2": [], "lao": []}
-    for name, ds, r, e, exclude in (("v2", v20, r20, e20, False), ("lao", v11, r11, e11, True)):
+    """Confidence features and labels (answerable or not).
+
+    v2.0 questions (half of them unanswerable, written to look answerable), v1.1 questions
+    without their article (the common real miss), and every second v1.1 question with its
+    article in the corpus (the common real hit; half, to keep the two v1.1 sets near balance).
+    Adding the last set, measured on held-out articles with the features of one run: v2.0 accuracy
+    62.9 -> 63.9, v1.1 questions answered with their article in the corpus 55 -> 64%,
+    leave-the-article-out abstention 99.6 -> 99.3%.
+    """
+    out = {"v2": [], "lao": [], "in": []}
+    for name, ds, r, e, exclude in (("v2", v20, r20, e20, False), ("lao", v11, r11, e11, True), ("in", v11, r11, e11, False)):
         qs = [q for q in ds.questions if select(q)]
+        if name == "in":
+            qs = [q for q in ds.questions[::2] if select(q)]
         for q, scored in run_sentences(extractor, ds, r, e, exclude=exclude, questions=qs):
             if scored is None:
                 continue

@@ -45,10 +45,10 @@ class Settings:
     top_k: int = 5  # passages handed to the answer extractor
     candidates: int = 50  # taken from each retriever before fusion
     max_question_chars: int = 2000
-    # min-max, as the answer model was fitted on: its confidence reads the top fused score, whose
-    # scale depends on the fusion (z-scores inflated it); z-score fusion recalls 0.1 point more
-    fusion: str = "minmax"
-    fusion_weight: float = 0.5
+    # tuned by bench/tune_retrieval.py; the answer model reads fused scores, so it is fitted
+    # (bench/tune_answering.py) with this same fusion: change them together
+    fusion: str = "zscore"
+    fusion_weight: float = 0.4
     # the vector index (see index_kinds.py)
     index_kind: str = "auto"
     ann_threshold: int = 100_000
