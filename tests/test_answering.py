@@ -81,7 +81,7 @@ def embedder() -> HashingEmbedder:
 
 def always_answers() -> AnswerExtractor:
     """The packaged weights with the confidence threshold at 0, to test what is quoted and highlighted."""
-    return AnswerExtractor(Settings(), model=dataclasses.replace(packaged_model(), threshold=0.0))
+    return AnswerExtractor(Settings(), model=dataclasses.replace(packaged_model(), threshold=0.0, script_thresholds={}))
 
 
 def assert_verbatim(answer) -> None:
@@ -172,6 +172,19 @@ def test_russian_question_does_not_crash(embedder) -> None:
     assert 0.0 <= answer.confidence <= 1.0
     assert all(q.highlight is None for q in answer.quotes)
     assert_verbatim(answer)
+
+
+def test_a_question_in_cyrillic_needs_its_own_stricter_threshold(embedder) -> None:
+    model = dataclasses.replace(packaged_model(), threshold=0.0, script_thresholds={"cyrillic": 1.01})
+    assert model.threshold_for("When did Astana become the capital?") == 0.0
+    assert model.threshold_for("Когда Астана стала столицей?") == 1.01
+    extractor = AnswerExtractor(Settings(), model=model)
+    assert extractor.extract("When did Astana become the capital?", HITS, DOCS.__getitem__, embedder).found
+    russian = extractor.extract("Когда Астана стала столицей Казахстана?", HITS, DOCS.__getitem__, embedder)
+    assert not russian.found and russian.related
+    # never laxer than the main threshold
+    assert dataclasses.replace(model, threshold=0.5, script_thresholds={"cyrillic": 0.2}).threshold_for("Когда?") == 0.5
+    assert packaged_model().threshold_for("Когда Астана стала столицей?") > packaged_model().threshold
 
 
 def test_no_hits_and_empty_question(embedder) -> None:

@@ -161,6 +161,15 @@ class AnswerModel:
     rerank: LinearModel  # re-orders the top sentences by their score and their short answer
     rerank_top: int
     info: Mapping[str, Any]
+    # a stricter threshold for questions in another script ("cyrillic"): the confidence model is fitted on
+    # English, and without spaCy's types its scores for Russian run high (bench/tune_script_threshold.py)
+    script_thresholds: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    def threshold_for(self, question: str) -> float:
+        """The confidence a question's answer needs: ``threshold``, or its script's own where one is fitted."""
+        from .retrieval import script_of
+
+        return max(self.threshold, self.script_thresholds.get(script_of(question), self.threshold))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "AnswerModel":
@@ -176,6 +185,7 @@ class AnswerModel:
             rerank=LinearModel.from_json(data["rerank"]),
             rerank_top=int(data["rerank_top"]),
             info=dict(data.get("info", {})),
+            script_thresholds={str(k): float(v) for k, v in data.get("script_thresholds", {}).items()},
         )
 
 
@@ -518,7 +528,7 @@ class AnswerExtractor:
         order, span = self.rerank(question, scored)
         best = int(order[0])
         confidence = self.confidence(scored, best, span)
-        if confidence < model.threshold:
+        if confidence < model.threshold_for(question):
             return Answer(
                 question=question,
                 found=False,

@@ -219,7 +219,7 @@ def evaluate(
     # for the figures without abstention, the same extractor with the threshold off;
     # found is then confidence >= the real threshold, exactly as the assistant decides
     model = packaged_model()
-    extractor = AnswerExtractor(settings, dataclasses.replace(model, threshold=-1.0), cache_size=4096 if vector_cache else 0)
+    extractor = AnswerExtractor(settings, dataclasses.replace(model, threshold=-1.0, script_thresholds={}), cache_size=4096 if vector_cache else 0)
     article_chunks = collections.Counter(c.doc_id.rsplit("#", 1)[-1][:4] for c in index.iter_chunks())
     wide = Retriever(index, index.lexical, embedder, settings.with_(candidates=settings.candidates + max(article_chunks.values())))
 
@@ -239,7 +239,7 @@ def evaluate(
         if answers:
             ans = extractor.extract(q.text, top, index.document, embedder, vector)
             row["ms"] = 1000 * (time.perf_counter() - started)
-            row["found"] = ans.confidence >= model.threshold
+            row["found"] = ans.confidence >= model.threshold_for(q.text)
             best = (ans.quotes or ans.related)
             sentence = best[0].text if best else ""
             short = ans.text if ans.quotes else ""
@@ -257,7 +257,7 @@ def evaluate(
             prefix = q.doc_id[:4]
             outside = [h for h in wide.search_vector(q.text, vector, settings.top_k + article_chunks[prefix], mode) if _local(h.chunk.doc_id)[:4] != prefix]
             out = extractor.extract(q.text, outside[: settings.top_k], index.document, embedder, vector)
-            row["out_found"] = out.confidence >= model.threshold
+            row["out_found"] = out.confidence >= model.threshold_for(q.text)
         tally.rows.append(row)
         if bar is not None:
             bar.update(1)
