@@ -103,8 +103,9 @@ def render() -> str:
         v2 = loaded.get("squad-v2.0-tune-half")
         if v2:
             held = v2["odd_articles"]["abstention_accuracy"]
-            goals.append(("SQuAD v2.0 abstention accuracy ≥ 65%", f"{v2['all']['abstention_accuracy']} (held-out half: {held})",
-                          v2["all"]["abstention_accuracy"] >= 65 and held >= 65))
+            goals.append(("SQuAD v2.0 abstention accuracy ≥ 65% on the tuning-half file", v2["all"]["abstention_accuracy"],
+                          v2["all"]["abstention_accuracy"] >= 65))
+            goals.append(("the same on its held-out (odd) articles, which no weight was tuned on", held, held >= 65))
         lines += ["## Goals", "", "| goal (issue #3) | measured (all questions) | met |", "|---|---|---|"]
         lines += [f"| {g} | {m} | {'–' if ok is None else 'yes' if ok else '**no**'} |" for g, m, ok in goals]
         lines += [""]
