@@ -206,7 +206,7 @@ class HybridRetriever:
         return self.memo[key]
 
     def search(self, qvec: np.ndarray, text: str, exclude_article: int | None = None, k: int = TOP_K) -> list[Hit]:
-        from regional_chat.retrieval import fuse
+        from regional_chat.retrieval import fuse_filled
 
         wanted = max(k, self.settings.candidates)
         dense = self.ds.para_vectors @ qvec
@@ -214,9 +214,8 @@ class HybridRetriever:
         allowed = np.ones(len(dense), dtype=bool) if exclude_article is None else self.articles != exclude_article
         d_top = [(i, float(dense[i])) for i in _top(np.where(allowed, dense, -np.inf), wanted)]
         l_top = [(i, float(lexical[i])) for i in _top(np.where(allowed, lexical, -np.inf), wanted) if lexical[i] > 0]
-        ranked = {i for i, _ in l_top}
-        fill = sorted(((i, float(lexical[i])) for i, _ in d_top if i not in ranked), key=lambda pair: -pair[1])
-        fused = fuse(d_top, l_top + fill, method=self.settings.fusion, weight=self.settings.fusion_weight)[:k]
+        of_dense = [float(lexical[i]) for i, _ in d_top]
+        fused = fuse_filled(d_top, l_top, of_dense, method=self.settings.fusion, weight=self.settings.fusion_weight)[:k]
         return [Hit(self.chunks[f.chunk_id], f.score, f.dense, f.lexical) for f in fused]
 
 

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from regional_chat.embedding import make_embedder  # noqa: E402
-from regional_chat.retrieval import LexicalIndex, fuse  # noqa: E402
+from regional_chat.retrieval import LexicalIndex, fuse, fuse_filled  # noqa: E402
 from regional_chat.settings import Settings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -130,11 +130,8 @@ def fused_runs(dense, lexical, select, candidates, fills=None, **kw) -> list[lis
     out: list[list[int]] = [[] for _ in dense]
     for i in np.flatnonzero(select):
         d, lx = dense[i][:candidates], lexical[i][:candidates]
-        if fills is not None:
-            ranked = {c for c, _ in lx}
-            extra = [(c, fills[i][c]) for c, _ in d if c not in ranked and fills[i][c] is not None]
-            lx = lx + sorted(extra, key=lambda pair: -pair[1])
-        out[i] = [f.chunk_id for f in fuse(d, lx, **kw)][: max(KS)]
+        fused = fuse_filled(d, lx, [fills[i][c] for c, _ in d], **kw) if fills is not None else fuse(d, lx, **kw)
+        out[i] = [f.chunk_id for f in fused][: max(KS)]
     return out
 
 

@@ -470,6 +470,28 @@ def fuse(
     return fused
 
 
+def fuse_filled(
+    dense: Sequence[tuple[int, float]],
+    lexical: Sequence[tuple[int, float]],
+    lexical_of_dense: Sequence[float | None],
+    *,
+    method: str,
+    weight: float,
+    rrf_k: int = 60,
+) -> list[Fused]:
+    """``fuse`` after filling BM25's list with the dense candidates it did not rank.
+
+    They go after its list with their true (lower) BM25 scores (``lexical_of_dense``, one per
+    dense candidate, None where the question has no index term): a longer ranked list, so a
+    dense-only chunk is scaled by what BM25 thinks of it rather than by a guess (+0.2 to 0.3
+    recall@5 on SQuAD, see bench/README.md).
+    """
+    ranked = {c for c, _ in lexical}
+    extra = [(c, b) for (c, _), b in zip(dense, lexical_of_dense) if b is not None and c not in ranked]
+    extra.sort(key=lambda pair: -pair[1])
+    return fuse(dense, list(lexical) + extra, method=method, weight=weight, rrf_k=rrf_k)
+
+
 def _normalise(scores: dict[int, float], method: str) -> tuple[dict[int, float], float]:
     """Scaled scores and the value a chunk missing from the list gets."""
     if not scores:
@@ -561,15 +583,8 @@ class Retriever:
         elif mode == "lexical":
             fused = [Fused(c, s, None, s) for c, s in lexical]
         else:
-            # The dense candidates that BM25 did not rank go after its list with
-            # their true (lower) BM25 scores: a longer ranked list, so a dense-only
-            # chunk is scaled by what BM25 thinks of it rather than by a guess
-            # (+0.2 to 0.3 recall@5 on SQuAD, see bench/README.md).
-            ranked = {c for c, _ in lexical}
-            extra = [(c, b) for (c, _), b in zip(dense, lexical_of_dense) if b is not None and c not in ranked]
-            extra.sort(key=lambda pair: -pair[1])
             weight = self.settings.fusion_weight if self.reads(question) else 0.0
-            fused = fuse(dense, lexical + extra, method=self.settings.fusion, weight=weight)
+            fused = fuse_filled(dense, lexical, lexical_of_dense, method=self.settings.fusion, weight=weight)
         fused = fused[:k]
         chunks = self.index.chunks([f.chunk_id for f in fused])
         return [Hit(chunk=chunk, score=f.score, dense=f.dense, lexical=f.lexical) for f, chunk in zip(fused, chunks)]
