@@ -17,8 +17,6 @@ answer_model.json as ``script_thresholds.cyrillic`` and the figures to bench/res
 from __future__ import annotations
 
 import argparse
-import collections
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -31,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from regional_chat import answering  # noqa: E402
 from regional_chat.answering import AnswerExtractor, packaged_model  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
-from regional_chat.evaluation import read_squad, write_contexts_corpus  # noqa: E402
+from regional_chat.evaluation import ArticleLeftOut, read_squad, write_contexts_corpus  # noqa: E402
 from regional_chat.index import build_index, load_index  # noqa: E402
 from regional_chat.retrieval import Retriever  # noqa: E402
 from regional_chat.settings import Settings  # noqa: E402
@@ -59,17 +57,14 @@ def main() -> None:
     embedder = make_embedder(settings)
     index = load_index(INDEX, settings, embedder)
     model = packaged_model()
-    extractor = AnswerExtractor(settings, dataclasses.replace(model, threshold=-1.0, script_thresholds={}), cache_size=4096)
-    article_chunks = collections.Counter(c.doc_id.rsplit("#", 1)[-1][:4] for c in index.iter_chunks())
+    extractor = AnswerExtractor(settings, model.never_abstaining(), cache_size=4096)
     retriever = Retriever(index, index.lexical, embedder, settings)
-    wide = Retriever(index, index.lexical, embedder, settings.with_(candidates=settings.candidates + max(article_chunks.values())))
+    left_out = ArticleLeftOut(index, embedder, settings)
     rows = []
     for q in questions:
         vector = embedder.embed_queries([q.text])[0]
         inside = extractor.extract(q.text, retriever.search_vector(q.text, vector, settings.top_k), index.document, embedder, vector)
-        prefix = q.doc_id[:4]
-        hits = [h for h in wide.search_vector(q.text, vector, settings.top_k + article_chunks[prefix]) if h.chunk.doc_id.rsplit("#", 1)[-1][:4] != prefix]
-        outside = extractor.extract(q.text, hits[: settings.top_k], index.document, embedder, vector)
+        outside = extractor.extract(q.text, left_out.hits(q.text, vector, q.doc_id), index.document, embedder, vector)
         first = (inside.quotes or inside.related)[:1]
         rows.append((q.article, inside.confidence, outside.confidence, bool(first) and any(g in first[0].text for g in q.answers)))
     art = np.array([r[0] for r in rows])

@@ -80,8 +80,8 @@ def embedder() -> HashingEmbedder:
 
 
 def always_answers() -> AnswerExtractor:
-    """The packaged weights with the confidence threshold at 0, to test what is quoted and highlighted."""
-    return AnswerExtractor(Settings(), model=dataclasses.replace(packaged_model(), threshold=0.0, script_thresholds={}))
+    """The packaged weights with every threshold off, to test what is quoted and highlighted."""
+    return AnswerExtractor(Settings(), model=packaged_model().never_abstaining())
 
 
 def assert_verbatim(answer) -> None:

@@ -165,6 +165,13 @@ class AnswerModel:
     # English, and without spaCy's types its scores for Russian run high (bench/tune_script_threshold.py)
     script_thresholds: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
+    def never_abstaining(self) -> "AnswerModel":
+        """The same weights with every threshold off: each answer is given, whatever its confidence.
+
+        Evaluation scores what would be quoted and decides ``found`` itself with :meth:`threshold_for`.
+        """
+        return dataclasses.replace(self, threshold=-1.0, script_thresholds={})
+
     def threshold_for(self, question: str) -> float:
         """The confidence a question's answer needs: ``threshold``, or its script's own where one is fitted."""
         from .retrieval import script_of
@@ -211,6 +218,13 @@ def _spacy_pipeline() -> tuple[Any, threading.Lock]:
             "(models are never downloaded at run time)."
         ) from exc
     return nlp, threading.Lock()
+
+
+def _parse(sentence: str) -> Any:
+    """spaCy's parse of one sentence."""
+    nlp, lock = _spacy_pipeline()
+    with lock:
+        return nlp(sentence)
 
 
 @dataclass
@@ -694,9 +708,7 @@ class AnswerExtractor:
     def short_answer(self, question: str, sentence: str, doc: Any = None) -> tuple[int, int, float] | None:
         """The best short answer inside ``sentence`` as (start, end, probability), or None."""
         if doc is None:
-            nlp, lock = _spacy_pipeline()
-            with lock:
-                doc = nlp(sentence)
+            doc = _parse(sentence)
         candidates = self.span_candidates(question, sentence, doc)
         if not candidates:
             return None
@@ -716,9 +728,7 @@ class AnswerExtractor:
         head = _wh_head(question)
         head_stem = self._stemmer(question).stemWord(head) if head else ""
         if doc is None:
-            nlp, lock = _spacy_pipeline()
-            with lock:
-                doc = nlp(sentence)
+            doc = _parse(sentence)
         stemmer = self._stemmer(sentence)
         tok_stems = [stemmer.stemWord(t.lower_) for t in doc]
         q_positions = [i for i, t in enumerate(doc) if tok_stems[i] in q_stems and t.lower_ not in _STOPWORDS]

@@ -124,6 +124,33 @@ def _distinct_docs(hits) -> list[str]:
     return seen
 
 
+class ArticleLeftOut:
+    """The hits a question would get if its article were not in the corpus.
+
+    Each paragraph's id starts with its article ("a012p003"); the search asks for as many more
+    chunks as the largest article has, and drops the question's own article from them.
+
+    Args:
+        index: the loaded index of a ``--corpus-from-contexts`` corpus.
+        embedder: the index's embedder.
+        settings: ``candidates`` and ``top_k``, as the assistant uses them.
+    """
+
+    def __init__(self, index: Any, embedder: Any, settings: Settings) -> None:
+        from .retrieval import Retriever
+
+        self.settings = settings
+        self.article_chunks = collections.Counter(_local(c.doc_id)[:4] for c in index.iter_chunks())
+        wider = settings.with_(candidates=settings.candidates + max(self.article_chunks.values()))
+        self.retriever = Retriever(index, index.lexical, embedder, wider)
+
+    def hits(self, question: str, vector: np.ndarray, doc_id: str, mode: str = "hybrid") -> list:
+        """The ``top_k`` best chunks outside the article of paragraph ``doc_id``."""
+        article = _local(doc_id)[:4]
+        found = self.retriever.search_vector(question, vector, self.settings.top_k + self.article_chunks[article], mode)
+        return [h for h in found if _local(h.chunk.doc_id)[:4] != article][: self.settings.top_k]
+
+
 def _pct(values: Sequence[float]) -> float | None:
     return round(100.0 * float(np.mean(values)), 2) if len(values) else None
 
@@ -219,9 +246,8 @@ def evaluate(
     # for the figures without abstention, the same extractor with the threshold off;
     # found is then confidence >= the real threshold, exactly as the assistant decides
     model = packaged_model()
-    extractor = AnswerExtractor(settings, dataclasses.replace(model, threshold=-1.0, script_thresholds={}), cache_size=4096 if vector_cache else 0)
-    article_chunks = collections.Counter(c.doc_id.rsplit("#", 1)[-1][:4] for c in index.iter_chunks())
-    wide = Retriever(index, index.lexical, embedder, settings.with_(candidates=settings.candidates + max(article_chunks.values())))
+    extractor = AnswerExtractor(settings, model.never_abstaining(), cache_size=4096 if vector_cache else 0)
+    left_out = ArticleLeftOut(index, embedder, settings)
 
     tally = _Tally()
     depth = max(20, settings.top_k) * 2
@@ -254,9 +280,7 @@ def evaluate(
         for m, ranked in docs.items():
             row["rank"][m] = ranked.index(q.doc_id) + 1 if q.doc_id in ranked else 0
         if leave_article_out and answers:
-            prefix = q.doc_id[:4]
-            outside = [h for h in wide.search_vector(q.text, vector, settings.top_k + article_chunks[prefix], mode) if _local(h.chunk.doc_id)[:4] != prefix]
-            out = extractor.extract(q.text, outside[: settings.top_k], index.document, embedder, vector)
+            out = extractor.extract(q.text, left_out.hits(q.text, vector, q.doc_id, mode), index.document, embedder, vector)
             row["out_found"] = out.confidence >= model.threshold_for(q.text)
         tally.rows.append(row)
         if bar is not None:
