@@ -32,6 +32,7 @@ import numpy as np
 
 from .chunking import split_sentences
 from .embedding import Embedder
+from .retrieval import script_of
 from .settings import Settings
 from .types import Answer, Document, Hit, Quote
 
@@ -174,8 +175,6 @@ class AnswerModel:
 
     def threshold_for(self, question: str) -> float:
         """The confidence a question's answer needs: ``threshold``, or its script's own where one is fitted."""
-        from .retrieval import script_of
-
         return max(self.threshold, self.script_thresholds.get(script_of(question), self.threshold))
 
     @classmethod
