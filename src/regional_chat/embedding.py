@@ -38,6 +38,20 @@ class Embedder(Protocol):
     # hybrid retrieval leans on BM25 alone for a question in any other. None or absent: any script.
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in float32.
+
+    The model's own normalisation runs in its dtype: in bfloat16 it leaves norms
+    of 1 +- 0.002, so cosines, fused scores and confidences would depend on the
+    CPU that built the index. Normalising again after the cast to float32 makes
+    every vector unit length to 1e-6 on every CPU.
+    """
+    rows = np.array(vectors, dtype=np.float32, copy=True, ndmin=2)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    np.divide(rows, norms, out=rows, where=norms > 0)
+    return np.ascontiguousarray(rows)
+
+
 class EmbedderError(RuntimeError):
     """The embedding model cannot be found or loaded."""
 
@@ -179,7 +193,7 @@ class SentenceTransformerEmbedder:
             with self._lock, torch.inference_mode():
                 features = model.preprocess(list(texts))
                 vectors = model(features)["sentence_embedding"].float().numpy()
-            return np.ascontiguousarray(vectors, dtype=np.float32)
+            return unit_rows(vectors)
         with self._lock:  # one forward pass at a time: torch already uses both cores
             vectors = model.encode(
                 list(texts),
@@ -188,7 +202,7 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return unit_rows(vectors)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.query_prefix + t for t in texts])

@@ -1,0 +1,54 @@
+"""The real embedder gives unit vectors, and the same ranking, in bfloat16 and in float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regional_chat.chunking import Chunker
+from regional_chat.documents import SourceFile, read_documents
+from regional_chat.embedding import make_embedder, unit_rows
+from regional_chat.settings import Settings
+
+from conftest import SEED
+
+
+def test_unit_rows_scales_every_row_to_length_one_and_leaves_zero_rows():
+    rows = np.array([[3.0, 4.0], [0.0, 0.0], [1e-3, 0.0]], dtype=np.float64)
+    out = unit_rows(rows)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert out.tolist() == [[pytest.approx(0.6), pytest.approx(0.8)], [0.0, 0.0], [1.0, 0.0]]
+
+
+QUESTIONS = ["Where is the UNRCCA headquartered?", "Who is the Foreign Minister of Kazakhstan?", "When was UNRCCA founded?"]
+
+
+@pytest.fixture(scope="module")
+def seed_passages() -> list[str]:
+    stat = SEED.stat()
+    doc = next(d for d in read_documents(SourceFile(SEED, SEED.name, stat.st_size, stat.st_mtime_ns)) if not isinstance(d, str))
+    embedder = make_embedder(Settings(dtype="float32"))
+    chunker = Chunker(60, 0, embedder.count_tokens, embedder.max_tokens)  # small chunks: several passages to rank
+    return [c.text for c in chunker.chunks(doc)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_real_model_vectors_are_unit_length_in_either_dtype(dtype, seed_passages):
+    embedder = make_embedder(Settings(dtype=dtype))  # bfloat16 runs on any CPU, natively or emulated
+    assert embedder.dtype == dtype
+    for vectors in (embedder.embed_queries(QUESTIONS), embedder.embed_passages(seed_passages),
+                    embedder.embed_passages(seed_passages * 30)):  # one batch, and encode()'s batched path
+        assert vectors.dtype == np.float32
+        assert np.abs(np.linalg.norm(vectors, axis=1) - 1.0).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_bfloat16_and_float32_rank_the_seed_passages_the_same(seed_passages):
+    assert len(seed_passages) >= 4
+    rankings = {}
+    for dtype in ("bfloat16", "float32"):
+        embedder = make_embedder(Settings(dtype=dtype))
+        scores = embedder.embed_queries(QUESTIONS) @ embedder.embed_passages(seed_passages).T
+        rankings[dtype] = np.argsort(-scores, axis=1)[:, :3].tolist()  # each question's top three passages
+    assert rankings["bfloat16"] == rankings["float32"]
