@@ -10,13 +10,15 @@ warning that names it; the rest of the corpus is still read.
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .types import Document
 
@@ -43,14 +45,23 @@ class SourceFile:
     mtime_ns: int
 
 
-def list_files(corpus: str | Path) -> list[SourceFile]:
+def list_files(corpus: str | Path, warn: Callable[[str], None] | None = None) -> list[SourceFile]:
     """The corpus files in a stable order: a folder is walked recursively; a single file is itself.
 
-    Hidden files and folders (a leading dot) are passed over.
+    Hidden files and folders (a leading dot) are passed over. A symbolic link is
+    read only when it resolves to a file inside the corpus folder: a link that
+    points outside it (``/etc/hostname``), a link to a folder, a broken link and
+    a link loop are skipped with a warning naming them, so dropping a link into
+    ``corpus/`` can never index (and quote) a file the corpus does not hold.
+
+    Args:
+        corpus: a folder, or one .txt/.md/.jsonl file.
+        warn: called with one message per skipped link or unreadable entry.
 
     Raises:
         CorpusError: the corpus does not exist or is not a folder or a supported file.
     """
+    warn = warn or (lambda msg: None)
     root = Path(corpus)
     if root.is_file():
         if root.suffix.lower() not in SUFFIXES:
@@ -59,19 +70,52 @@ def list_files(corpus: str | Path) -> list[SourceFile]:
         return [SourceFile(root, root.name, st.st_size, st.st_mtime_ns)]
     if not root.is_dir():
         raise CorpusError(f"corpus {root} does not exist: create it and put .txt, .md or .jsonl files in it.")
+    real_root = root.resolve()
     found: list[SourceFile] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    for dirpath, dirnames, filenames in os.walk(root):  # never follows links to folders
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            link = Path(dirpath) / name
+            if link.is_symlink():
+                warn(f"{link.relative_to(root).as_posix()}: a link to a folder; links to folders are not followed, skipped.")
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (Path(dirpath) / d).is_symlink())
         for name in sorted(filenames):
             if name.startswith(".") or Path(name).suffix.lower() not in SUFFIXES:
                 continue
             path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                problem = _link_problem(path, real_root)
+                if problem:
+                    warn(f"{rel}: {problem}; skipped.")
+                    continue
             try:
                 st = path.stat()
-            except OSError:
-                continue  # vanished while listing
-            found.append(SourceFile(path, path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+            except OSError as exc:
+                if path.exists() or path.is_symlink():  # not a file that vanished while listing
+                    warn(f"{rel}: cannot be read ({exc.strerror}); skipped.")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                warn(f"{rel}: not a regular file; skipped.")
+                continue
+            found.append(SourceFile(path, rel, st.st_size, st.st_mtime_ns))
     return sorted(found, key=lambda f: f.rel)
+
+
+def _link_problem(link: Path, real_root: Path) -> str | None:
+    """Why the symbolic link ``link`` must not be read, or None when it resolves to a file inside the corpus."""
+    try:
+        target = link.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "a symbolic link loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return f"a broken symbolic link (to {os.readlink(link)})"
+    if not target.is_relative_to(real_root):
+        return f"a symbolic link to {target}, outside the corpus folder"
+    if not target.is_file():
+        return f"a symbolic link to {target}, which is not a file"
+    return None
 
 
 def sha256(data: bytes) -> str:
@@ -88,7 +132,7 @@ def read_documents(source: SourceFile) -> Iterator[Document | str]:
         yield from _read_jsonl(source)
         return
     if source.size > MAX_TEXT_FILE_BYTES:
-        raise DocumentError(f"{source.rel}: {source.size:,} bytes is over the {MAX_TEXT_FILE_BYTES:,}-byte limit for one document.")
+        raise DocumentError(f"{source.rel}: {source.size:,} bytes is over the {MAX_TEXT_FILE_BYTES:,}-byte limit for one document; skipped. Split it into smaller files to index it.")
     try:
         data = source.path.read_bytes()
     except OSError as exc:
@@ -97,8 +141,11 @@ def read_documents(source: SourceFile) -> Iterator[Document | str]:
 
 
 def _decode(rel: str, data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise DocumentError(f"{rel}: looks binary (it holds NUL bytes); skipped.")
+    # One rule for NUL, wherever it sits: no text document holds one, and a NUL
+    # that reached the index would be quoted (and printed) as part of an answer.
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DocumentError(f"{rel}: holds a NUL byte at byte {nul:,} (binary, or damaged text); skipped.")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -172,6 +219,17 @@ def _clip_title(title: str) -> str:
     return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
 
 
+def _first_nul(text: str, metadata: dict[str, str]) -> str | None:
+    """Where a decoded JSON line holds a NUL character: '"text" at character N' or a field's name; None if nowhere."""
+    at = text.find("\x00")
+    if at >= 0:
+        return f'"text" at character {at:,}'
+    for key, value in metadata.items():
+        if "\x00" in key or "\x00" in value:
+            return f"field {key!r}"
+    return None
+
+
 def _read_jsonl(source: SourceFile) -> Iterator[Document | str]:
     seen: set[str] = set()
     try:
@@ -180,13 +238,21 @@ def _read_jsonl(source: SourceFile) -> Iterator[Document | str]:
         raise DocumentError(f"{source.rel}: cannot be read ({exc.strerror}).") from exc
     with handle:
         any_line = False
+        offset = 0  # byte offset of the current line in the file
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
+                offset += len(raw)
                 continue
             any_line = True
-            if number == 1 and b"\x00" in raw:
-                raise DocumentError(f"{source.rel}: looks binary (it holds NUL bytes); skipped.")
             where = f"{source.rel}:{number}"
+            nul = raw.find(b"\x00")
+            if nul >= 0:
+                if number == 1:
+                    raise DocumentError(f"{source.rel}: holds a NUL byte at byte {nul:,} (binary, or damaged text); skipped.")
+                yield f"{where}: holds a NUL byte at byte {offset + nul:,} of the file; line skipped."
+                offset += len(raw)
+                continue
+            line_start, offset = offset, offset + len(raw)
             try:
                 obj = json.loads(raw.decode("utf-8-sig"))
             except UnicodeDecodeError:
@@ -203,9 +269,13 @@ def _read_jsonl(source: SourceFile) -> Iterator[Document | str]:
             if doc_id in seen:
                 yield f"{where}: id {local_id!r} was already used in this file; line skipped."
                 continue
-            seen.add(doc_id)
             text = obj["text"]
             metadata = {k: _scalar(v) for k, v in obj.items() if k != "text" and v is not None}
+            escaped = _first_nul(text, metadata)
+            if escaped is not None:
+                yield f"{where}: holds a NUL character (a \\u0000 escape) in {escaped}, line starts at byte {line_start:,}; line skipped."
+                continue
+            seen.add(doc_id)
             yield Document(
                 doc_id=doc_id,
                 text=text,
