@@ -35,3 +35,149 @@ def test_importing_the_package_loads_nothing_heavy():
     code = "import sys, regional_chat; heavy = [m for m in ('torch', 'faiss', 'gradio', 'sentence_transformers', 'spacy') if m in sys.modules]; print(heavy)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- damage, repair and check
+
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from regional_chat.index import MANIFEST, current_generation
+
+
+def _cli_args(corpus, ix):
+    return ["--corpus", str(corpus), "--index", str(ix), "--model", "hashing:64", "--quiet"]
+
+
+def _ask(ix, capsys, question="Who chaired the water meeting?"):
+    code = main(["ask", question, "--index", str(ix), "--model", "hashing:64", "--json"])
+    captured = capsys.readouterr()
+    return code, captured
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip_four_bytes(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(4):
+        data[middle + i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _corrupt_lexical(gen: Path) -> None:
+    target = max((p for p in (gen / "lexical").iterdir() if p.suffix == ".npy"), key=lambda p: p.stat().st_size)
+    target.write_bytes(b"\x93NUMPY")  # a header cut short: the "EOF: reading array header" of the report
+
+
+DAMAGE = {
+    "truncated store": (lambda gen: _truncate(gen / "store.sqlite"), 0),
+    "truncated vectors": (lambda gen: _truncate(gen / "vectors.faiss"), 4),
+    "four flipped bytes in the vectors": (lambda gen: _flip_four_bytes(gen / "vectors.faiss"), 4),
+    "lexical deleted": (lambda gen: shutil.rmtree(gen / "lexical"), 0),
+    "lexical file corrupted": (_corrupt_lexical, 0),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_check_finds_the_damage_and_build_repairs_it(case, corpus, tmp_path, capsys):
+    ix = tmp_path / "ix"
+    assert main(["build", *_cli_args(corpus, ix)]) == 0
+    capsys.readouterr()
+    code, healthy = _ask(ix, capsys)
+    assert code == 0
+    assert main(["check", "--index", str(ix)]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+    damage, embedded = DAMAGE[case]
+    damage(current_generation(ix))
+
+    assert main(["check", "--index", str(ix)]) == 1
+    err = capsys.readouterr().err
+    assert "damaged: " in err and "run `regional-chat build` to repair it" in err
+
+    assert main(["build", *_cli_args(corpus, ix), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["repaired"], "the build says what it repaired"
+    assert report["chunks_embedded"] == (report["chunks"] if embedded else 0)  # re-embedding only when vectors are lost
+    assert main(["check", "--index", str(ix)]) == 0
+    capsys.readouterr()
+    code, after = _ask(ix, capsys)
+    assert code == 0 and json.loads(after.out) == json.loads(healthy.out)
+
+
+def test_a_broken_lexical_file_names_the_file_and_the_fix(corpus, tmp_path, capsys):
+    ix = tmp_path / "ix"
+    assert main(["build", *_cli_args(corpus, ix)]) == 0
+    gen = current_generation(ix)
+    _corrupt_lexical(gen)
+    code, captured = _ask(ix, capsys)
+    assert code == 2
+    assert f"the BM25 index in {gen / 'lexical'} is damaged" in captured.err
+    assert "run `regional-chat build` to repair it" in captured.err
+
+
+def test_a_killed_swap_leaves_no_pointer_file_behind(corpus, tmp_path, capsys):
+    ix = tmp_path / "ix"
+    assert main(["build", *_cli_args(corpus, ix)]) == 0
+    (ix / ".tmp-CURRENT-999999").write_text("gen-000009\n")  # what a kill between write and rename leaves
+    (corpus / "new.txt").write_text("The Aral Sea shrank.\n", encoding="utf-8")
+    assert main(["build", *_cli_args(corpus, ix)]) == 0
+    assert not list(ix.glob(".tmp-*"))
+
+
+def test_k_must_be_positive(tmp_path, capsys):
+    for k in ("0", "-5", "101", "two"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["ask", "Where?", "--index", str(tmp_path), "-k", k])
+        assert exit_.value.code == 2
+        assert "-k" in capsys.readouterr().err
+
+
+def test_the_api_refuses_a_bad_k_or_a_string_history(corpus, tmp_path, settings):
+    from regional_chat.assistant import Assistant
+    from regional_chat.index import build_index
+
+    build_index(corpus, tmp_path / "ix", settings, warn=lambda m: None)
+    bot = Assistant.load(tmp_path / "ix", settings)
+    for k in (0, -5, 101, 2.5, True):
+        with pytest.raises(ValueError, match="k must be a whole number"):
+            bot.answer("Who chaired the water meeting?", k=k)
+    with pytest.raises(ValueError, match="history must be a list"):
+        bot.answer("Where is the next one?", history="Who chaired the water meeting?")
+    assert bot.answer("Who chaired the water meeting?", k=1).question == "Who chaired the water meeting?"
+
+
+HOSTILE = "# Tulips\n\nTulips grow wild in the Tian Shan mountains.\x1b]0;pwned\x07 The valley\x1b[2J is red in April.\n"
+
+
+def test_no_terminal_escapes_reach_the_terminal(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "tulips.md").write_text(HOSTILE, encoding="utf-8")
+    (corpus / "evil\x1b[2Jname.txt").write_text("Not UTF-8 \xff".encode("latin-1").decode("latin-1"), encoding="latin-1")
+    ix = tmp_path / "ix"
+    assert main(["build", *_cli_args(corpus, ix)]) == 0
+    build = capsys.readouterr()
+    assert main(["info", "--index", str(ix)]) == 0
+    info = capsys.readouterr()
+    assert main(["ask", "Where do tulips grow wild?", "--index", str(ix), "--model", "hashing:64"]) == 0
+    ask = capsys.readouterr()
+    for out in (build.out, build.err, info.out, ask.out, ask.err):
+        assert "\x1b" not in out and "\x07" not in out
+    assert "evil\\x1b[2Jname.txt" in build.err + build.out
+    assert "Tian Shan" in ask.out and "\\x1b]0;pwned\\x07" in ask.out
+
+
+def test_info_into_a_closed_pipe_ends_quietly(corpus, tmp_path):
+    ix = tmp_path / "ix"
+    assert main(["build", *_cli_args(corpus, ix)]) == 0
+    cmd = f"{sys.executable} -m regional_chat info --index {ix} | head -1"
+    out = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], capture_output=True, text=True)
+    assert out.stdout.startswith("index:")
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr

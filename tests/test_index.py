@@ -195,19 +195,18 @@ def test_index_from_another_model_or_chunking_is_refused(corpus, tmp_path, setti
 
 
 @pytest.mark.parametrize("damage", ["manifest", "vectors", "store", "pointer"])
-def test_a_corrupt_index_is_reported_and_repaired_by_a_full_build(corpus, tmp_path, settings, embedder, damage):
+def test_a_corrupt_index_is_reported_and_repaired_by_a_plain_build(corpus, tmp_path, settings, embedder, damage):
     ix = tmp_path / "ix"
     _build(corpus, ix, settings, embedder)
     gen = ix / (ix / CURRENT).read_text().strip()
     target = {"manifest": gen / "manifest.json", "vectors": gen / "vectors.faiss", "store": gen / "store.sqlite", "pointer": ix / CURRENT}[damage]
     target.write_bytes(b"{ not what it should be" if damage != "pointer" else b"gen-999999\n")
-    with pytest.raises(IndexCorruptError, match="build --full"):
+    with pytest.raises(IndexCorruptError, match=r"(vectors file|chunk store|manifest\.json|CURRENT).*run `regional-chat build` to repair it"):
         load_index(ix)
-    if damage in ("manifest", "pointer"):
-        with pytest.raises(IndexCorruptError, match="build --full"):
-            _build(corpus, ix, settings, embedder)
-    report = _build(corpus, ix, settings, embedder, full=True)
-    assert report.documents == 4
+    embedder.calls = 0
+    report = _build(corpus, ix, settings, embedder)  # no --full needed
+    assert report.documents == 4 and report.repaired
+    assert embedder.calls == (0 if damage == "store" else report.chunks)  # a lost store reuses the intact vectors
     assert len(load_index(ix)) == report.chunks
 
 

@@ -17,8 +17,9 @@ from typing import Callable, Sequence
 
 from .embedding import Embedder, make_embedder
 from .index import Index, build_index, load_index
-from .settings import Settings
+from .settings import MAX_K, Settings
 from .types import Answer, BuildReport, Document, Hit
+
 
 MODES = ("hybrid", "dense", "lexical")
 
@@ -226,6 +227,10 @@ class Assistant:
         question = self.check_question(question)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K):
+            raise ValueError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}.")
+        if isinstance(history, (str, bytes)) or not all(isinstance(turn, (str, Answer)) for turn in history):
+            raise ValueError("history must be a list of earlier questions (strings) or Answers, oldest first, not a single string.")
         live = self._live  # one consistent index for the whole question, even if a rebuild swaps it
         terms = follow_up_terms(question, [self._as_answer(turn, mode) for turn in history[-2:]])
         # A follow-up is read with all the terms of the previous turn and, since names the answer
@@ -236,7 +241,7 @@ class Assistant:
         answer, query = None, question
         for reading in readings:
             vector = None if mode == "lexical" else self.embedder.embed_queries([reading])[0]
-            hits = live.retriever.search_vector(reading, vector, k or self.settings.top_k, mode)
+            hits = live.retriever.search_vector(reading, vector, k if k is not None else self.settings.top_k, mode)
             candidate = self.extractor.extract(reading, hits, live.index.document, self.embedder, vector)
             if answer is None or candidate.confidence > answer.confidence:
                 answer, query = candidate, reading

@@ -10,10 +10,40 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from .settings import Settings
+from .settings import MAX_K, Settings
 
 DEFAULT_CORPUS = "corpus"
 DEFAULT_INDEX = "index"
+
+
+# Control characters in a document or a file name would reach the terminal raw: ESC ] 0 ; ... BEL sets
+# the window title, ESC [ 2 J clears the screen. Everything printed passes through visible(), which
+# shows them as escapes instead (newlines and tabs stay: they are layout, not commands).
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F)}
+_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x80, 0xA0), 0x2028, 0x2029, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069)})
+
+
+def visible(text: str) -> str:
+    """``text`` with terminal control characters (C0 but newline and tab, DEL, C1, bidi overrides) as visible escapes."""
+    return str(text).translate(_CONTROL)
+
+
+def say(text: str = "", *, err: bool = False) -> None:
+    print(visible(text), file=sys.stderr if err else sys.stdout)
+
+
+def _warn(msg: str) -> None:
+    say(f"warning: {msg}", err=True)
+
+
+def _positive_k(value: str) -> int:
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"-k takes a whole number, got {value!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"-k must be between 1 and {MAX_K}, got {k}")
+    return k
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -53,15 +83,27 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .index import build_index
 
     report = build_index(
-        args.corpus, args.index, _settings(args), full=args.full, progress=not args.quiet and sys.stderr.isatty() or args.progress, wait=args.wait
+        args.corpus, args.index, _settings(args), full=args.full, progress=not args.quiet and sys.stderr.isatty() or args.progress,
+        wait=args.wait, warn=_warn,
     )
     if args.json:
         print(json.dumps(asdict(report), indent=1))
     else:
-        print(report.summary())
+        say(report.summary())
         for line in report.skipped:
-            print(f"  skipped: {line}")
+            say(f"  skipped: {line}")
+        for line in report.repaired:
+            say(f"  repaired: {line}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .index import check_index
+
+    report = check_index(args.index)
+    for line in report.lines():
+        say(line, err=not report.ok)
+    return 0 if report.ok else 1
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -74,15 +116,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         data["path"] = str(info.path)
         print(json.dumps(data, indent=1))
     else:
-        print("\n".join(info.lines()))
+        say("\n".join(info.lines()))
     return 0
 
 
 def _highlighted(quote, tty: bool) -> str:
+    """The quote made safe to print, with its answer span in bold underline on a terminal (our only escapes)."""
     if quote.highlight is None or not tty:
-        return quote.text
+        return visible(quote.text)
     a, b = quote.highlight
-    return f"{quote.text[:a]}\033[1;4m{quote.text[a:b]}\033[0m{quote.text[b:]}"
+    return f"{visible(quote.text[:a])}\033[1;4m{visible(quote.text[a:b])}\033[0m{visible(quote.text[b:])}"
 
 
 def _print_quotes(quotes, tty: bool) -> None:
@@ -90,7 +133,7 @@ def _print_quotes(quotes, tty: bool) -> None:
         print(f"[{n}] \u201c{_highlighted(q, tty)}\u201d")
         where = f"{q.doc_id}, characters {q.start}\u2013{q.end}"
         extra = ", ".join(x for x in (q.date, q.source) if x)
-        print(f"    \u2014 {q.title} ({where}{', ' + extra if extra else ''}), score {q.score:.2f}")
+        say(f"    \u2014 {q.title} ({where}{', ' + extra if extra else ''}), score {q.score:.2f}")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -106,12 +149,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     tty = sys.stdout.isatty()
     if answer.found:
-        print(f"{answer.text}\n(confidence {answer.confidence:.2f})\n")
+        say(f"{answer.text}\n(confidence {answer.confidence:.2f})\n")
         _print_quotes(answer.quotes, tty)
     else:
-        print(f"{answer.text} (confidence {answer.confidence:.2f})")
+        say(f"{answer.text} (confidence {answer.confidence:.2f})")
         if answer.related:
-            print("\nRelated passages (not an answer):")
+            say("\nRelated passages (not an answer):")
             _print_quotes(answer.related, tty)
     return 0
 
@@ -133,7 +176,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         vector_cache=not args.no_vector_cache,
     )
     report = format_report(result)
-    print(report)
+    say(report)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         print(f"\nwrote {args.json}")
@@ -176,11 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("check", help="verify every byte of the index against its checksums (exit 1 on damage)")
+    _add_index_option(p)
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("ask", help="answer a question with verbatim quotes")
     p.add_argument("question", nargs="+", help="the question")
     _add_index_option(p)
     _add_model_options(p)
-    p.add_argument("-k", type=int, default=None, help="passages to read the answer from (default 5)")
+    p.add_argument("-k", type=_positive_k, default=None, help=f"passages to read the answer from, 1 to {MAX_K} (default 5)")
     p.add_argument("--retrieval", choices=("hybrid", "dense", "lexical"), default="hybrid")
     p.add_argument("--after", action="append", metavar="QUESTION", help="an earlier question this one follows up (repeatable)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -221,9 +268,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .index import IndexStateError
 
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `regional-chat info | head`: the reader has gone, which is not an error of ours. Point stdout at
+        # /dev/null so the interpreter's last flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (CorpusError, IndexStateError, EmbedderError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
         print("interrupted; the index is unchanged unless a build had finished.", file=sys.stderr)

@@ -73,6 +73,7 @@ class IndexBusyError(IndexStateError):
 
 
 REBUILD_HINT = "run `regional-chat build --full` to rebuild it from the corpus"
+REPAIR_HINT = "run `regional-chat build` to repair it (`regional-chat check` lists what is damaged)"
 
 
 _faiss = index_kinds._faiss  # one place that imports faiss lazily, with the install hint
@@ -108,6 +109,7 @@ class Manifest:
     corpus: str
     index_kind: str = "flat"
     index_params: dict[str, Any] = field(default_factory=dict)  # IVF cells and probes, why the kind changed
+    checksums: dict[str, str] = field(default_factory=dict)  # SHA-256 of every other file of the generation
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -124,6 +126,7 @@ class Manifest:
                 "chunks": self.chunks,
                 "documents": {k: {"hash": v.content_hash, "chunks": v.chunks} for k, v in self.documents.items()},
                 "files": {k: {"size": v.size, "mtime_ns": v.mtime_ns, "docs": list(v.docs)} for k, v in self.files.items()},
+                "checksums": self.checksums,
             },
             ensure_ascii=False,
             indent=1,
@@ -148,13 +151,14 @@ class Manifest:
                 corpus=str(raw.get("corpus", "")),
                 index_kind=str(raw.get("index_kind", "flat")),
                 index_params=dict(raw.get("index_params", {})),
+                checksums={str(k): str(v) for k, v in raw.get("checksums", {}).items()},
             )
         except IndexMismatchError:
             raise
         except FileNotFoundError as exc:
-            raise IndexCorruptError(f"{path} is missing: {REBUILD_HINT}.") from exc
+            raise IndexCorruptError(f"{path} is missing: {REPAIR_HINT}.") from exc
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise IndexCorruptError(f"{path} is unreadable or corrupt ({exc.__class__.__name__}: {exc}): {REBUILD_HINT}.") from exc
+            raise IndexCorruptError(f"{path} is unreadable or corrupt ({_reason(exc)}): {REPAIR_HINT}.") from exc
 
     def check_compatible(self, embedder: Embedder, settings: Settings, where: Path) -> None:
         """Refuse an index built with another model or other chunk settings."""
@@ -388,8 +392,13 @@ class Index:
 
                     folder = self.path / LEXICAL
                     if not folder.is_dir():
-                        raise IndexCorruptError(f"{folder} is missing: {REBUILD_HINT}.")
-                    self._lexical = LexicalIndex.load(folder)
+                        raise IndexCorruptError(f"the BM25 index {folder} is missing: {REPAIR_HINT}.")
+                    try:
+                        self._lexical = LexicalIndex.load(folder)
+                    except Exception as exc:  # bm25s and numpy raise ValueError, OSError, EOFError, KeyError...
+                        raise IndexCorruptError(
+                            f"the BM25 index in {folder} is damaged ({_reason(exc)}): {REPAIR_HINT}."
+                        ) from exc
         return self._lexical
 
     def info(self) -> IndexInfo:
@@ -411,12 +420,12 @@ def current_generation(root: Path) -> Path | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise IndexCorruptError(f"{pointer} cannot be read ({exc}): {REBUILD_HINT}.") from exc
+        raise IndexCorruptError(f"{pointer} cannot be read ({exc}): {REPAIR_HINT}.") from exc
     if not name or "/" in name or name.startswith("."):
-        raise IndexCorruptError(f"{pointer} does not name a generation ({name!r}): {REBUILD_HINT}.")
+        raise IndexCorruptError(f"{pointer} does not name a generation ({name!r}): {REPAIR_HINT}.")
     path = root / name
     if not path.is_dir():
-        raise IndexCorruptError(f"{pointer} names {name}, which is missing: {REBUILD_HINT}.")
+        raise IndexCorruptError(f"{pointer} names {name}, which is missing: {REPAIR_HINT}.")
     return path
 
 
@@ -445,21 +454,21 @@ def load_index(index_dir: str | Path = "index", settings: Settings | None = None
     vectors = _read_vectors(path / VECTORS)
     store_path = path / STORE
     if not store_path.is_file():
-        raise IndexCorruptError(f"{store_path} is missing: {REBUILD_HINT}.")
+        raise IndexCorruptError(f"the chunk store {store_path} is missing: {REPAIR_HINT}.")
     try:
         store = Store(store_path, readonly=True)
         stored = store.count_chunks()
     except sqlite3.DatabaseError as exc:
-        raise IndexCorruptError(f"{store_path} is corrupt ({exc}): {REBUILD_HINT}.") from exc
+        raise IndexCorruptError(f"the chunk store {store_path} is damaged ({exc}): {REPAIR_HINT}.") from exc
     if index_kinds.kind_of(vectors) != manifest.index_kind:
         raise IndexCorruptError(
-            f"{path / VECTORS} is a {index_kinds.kind_of(vectors)} index but the manifest says {manifest.index_kind}: {REBUILD_HINT}."
+            f"{path / VECTORS} is a {index_kinds.kind_of(vectors)} index but the manifest says {manifest.index_kind}: {REPAIR_HINT}."
         )
     if stored != vectors.ntotal or stored != manifest.chunks or vectors.d != manifest.dim:
         store.close()
         raise IndexCorruptError(
             f"the index at {root} is inconsistent ({vectors.ntotal} vectors, {stored} stored chunks, "
-            f"manifest says {manifest.chunks}): {REBUILD_HINT}."
+            f"manifest says {manifest.chunks}): {REPAIR_HINT}."
         )
     return Index(root, path, manifest, vectors, store)
 
@@ -467,11 +476,122 @@ def load_index(index_dir: str | Path = "index", settings: Settings | None = None
 def _read_vectors(path: Path) -> Any:
     faiss = _faiss()
     if not path.is_file():
-        raise IndexCorruptError(f"{path} is missing: {REBUILD_HINT}.")
+        raise IndexCorruptError(f"the vectors file {path} is missing: {REPAIR_HINT}.")
     try:
         return faiss.read_index(str(path))
     except RuntimeError as exc:
-        raise IndexCorruptError(f"{path} is corrupt ({str(exc).splitlines()[0]}): {REBUILD_HINT}.") from exc
+        raise IndexCorruptError(f"the vectors file {path} is damaged ({_reason(exc)}): {REPAIR_HINT}.") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message, with its type: FAISS and bm25s write whole C++ traces."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__
+
+
+# --------------------------------------------------------------------------- checksums
+
+
+PARTS = {VECTORS: "vectors", STORE: "store"}  # any other file belongs to the lexical index
+
+
+def _part_of(rel: str) -> str:
+    return PARTS.get(rel, "lexical" if rel.startswith(LEXICAL + "/") else "other")
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file of a generation folder but its manifest, by path relative to it."""
+    return {
+        f.relative_to(folder).as_posix(): _sha256_file(f)
+        for f in sorted(folder.rglob("*"))
+        if f.is_file() and f.relative_to(folder).as_posix() != MANIFEST
+    }
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One file of a generation that is not as its manifest recorded it."""
+
+    path: Path
+    part: str  # "manifest", "vectors", "store", "lexical", "other", or "unverified" (no checksums recorded)
+    problem: str
+
+    def line(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+def verify_generation(path: Path) -> list[Damage]:
+    """Every file of the generation at ``path`` checked, byte for byte, against its manifest's SHA-256.
+
+    Returns:
+        What is damaged (empty when every file is intact). A generation written
+        before checksums were recorded gives one ``unverified`` entry.
+    """
+    try:
+        manifest = Manifest.read(path / MANIFEST)
+    except IndexStateError as exc:
+        return [Damage(path / MANIFEST, "manifest", str(exc))]
+    if not manifest.checksums:
+        return [Damage(path / MANIFEST, "unverified", "records no checksums (written by an earlier version)")]
+    damage = []
+    for rel, expected in sorted(manifest.checksums.items()):
+        file = path / rel
+        if not file.is_file():
+            damage.append(Damage(file, _part_of(rel), "missing"))
+            continue
+        try:
+            actual = _sha256_file(file)
+        except OSError as exc:
+            damage.append(Damage(file, _part_of(rel), f"cannot be read ({exc.strerror})"))
+            continue
+        if actual != expected:
+            damage.append(Damage(file, _part_of(rel), f"damaged: its SHA-256 is {actual[:12]}…, the manifest recorded {expected[:12]}…"))
+    return damage
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``regional-chat check`` found."""
+
+    path: Path  # the live generation
+    files: int  # files checked
+    bytes: int
+    damage: tuple[Damage, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.damage
+
+    def lines(self) -> list[str]:
+        if self.ok:
+            return [f"ok: {self.files} files, {self.bytes / 1e6:.1f} MB of {self.path} match their SHA-256 checksums."]
+        return [f"damaged: {d.line()}" for d in self.damage] + [f"The index at {self.path.parent} is damaged: {REPAIR_HINT.split(' (')[0]}."]
+
+
+def check_index(index_dir: str | Path = "index") -> CheckReport:
+    """Verify every byte of the live generation at ``index_dir`` against its manifest.
+
+    Raises:
+        IndexNotFoundError: nothing has been built there yet.
+        IndexCorruptError: ``CURRENT`` is unreadable or names a missing generation.
+    """
+    root = Path(index_dir)
+    path = current_generation(root)
+    if path is None:
+        raise IndexNotFoundError(f"no index at {root}: run `regional-chat build` first.")
+    damage = verify_generation(path)
+    files = [f for f in path.rglob("*") if f.is_file()]
+    return CheckReport(path, len(files), sum(f.stat().st_size for f in files), tuple(damage))
 
 
 # --------------------------------------------------------------------------- building
@@ -655,15 +775,21 @@ def build_index(
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     root = Path(index_dir)
     corpus = Path(corpus_dir)
-    files = list_files(corpus)  # fails early, before any lock or model, on a missing corpus
+    listing: list[str] = []  # links and entries skipped while listing the corpus
+
+    def skip(msg: str) -> None:
+        warn(msg)
+        listing.append(msg)
+
+    files = list_files(corpus, warn=skip)  # fails early, before any lock or model, on a missing corpus
     if not files:
         raise CorpusError(f"corpus {corpus} holds no .txt, .md or .jsonl file: add documents and build again.")
     with build_lock(root, wait=wait):
-        for stale in root.glob(".tmp-*"):  # left by a build that was killed: we hold the lock, nobody uses them
-            shutil.rmtree(stale, ignore_errors=True)
-        old_path = None if full else current_generation(root)
-        old = Manifest.read(old_path / MANIFEST) if old_path else None
+        _remove_stale(root)
         embedder = embedder or make_embedder(settings)
+        old_path, old, reuse, repairs = (None, None, None, []) if full else _live_state(root, embedder, warn)
+        force = bool(repairs)  # a damaged part is rewritten even when the corpus has not changed
+        full = full or (old is None and bool(repairs))
         if old is not None:
             old.check_compatible(embedder, settings, root)
             target = index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind)
@@ -674,6 +800,7 @@ def build_index(
                 )
                 old_path, old, full = None, None, True
         plan = _plan(files, old, warn)
+        plan.skipped[:0] = listing
         documents = len(plan.unchanged) + len(plan.added) + len(plan.changed)
         if documents == 0:
             raise CorpusError(
@@ -681,12 +808,14 @@ def build_index(
                 "add .txt, .md or .jsonl files with text and build again."
             )
         kind_changes = old is not None and index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind) != old.index_kind
-        if old is not None and not plan.changes and not plan.stats_changed and not kind_changes:
+        if old is not None and not plan.changes and not plan.stats_changed and not kind_changes and not force:
             return _report(plan, documents, old.chunks, 0, started, full)
         tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
         tmp.mkdir()
         try:
-            chunks_total, embedded = _write_generation(tmp, old_path, old, plan, corpus, settings, embedder, progress, on_progress)
+            chunks_total, embedded = _write_generation(
+                tmp, old_path, old, plan, corpus, settings, embedder, progress, on_progress, reuse
+            )
             _fsync_tree(tmp)
             name = _next_generation_name(root)
             os.rename(tmp, root / name)
@@ -695,11 +824,74 @@ def build_index(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _drop_old_generations(root, keep={name, old_path.name if old_path else ""})
-        return _report(plan, documents, chunks_total, embedded, started, full)
+        # a damaged generation is not kept as the one before: nothing should open it again
+        _drop_old_generations(root, keep={name, old_path.name if old_path and not repairs else ""})
+        return _report(plan, documents, chunks_total, embedded, started, full, repairs)
 
 
-def _report(plan: _Plan, documents: int, chunks: int, embedded: int, started: float, full: bool) -> BuildReport:
+def _live_state(root: Path, embedder: Embedder, warn: Callable[[str], None]) -> tuple[Path | None, Manifest | None, dict[int, np.ndarray] | None, list[str]]:
+    """The live generation a build starts from, checked byte for byte: (path, manifest, reusable vectors, repairs).
+
+    What is damaged decides what is rebuilt, and nothing more:
+
+    * the BM25 files, or no checksums recorded (an index from an earlier
+      version that still loads): a new generation from the old one; the BM25
+      index is always rebuilt from the chunk store;
+    * the chunk store: every document is read and chunked again from the
+      corpus, and the vectors of the chunks that are unchanged are taken from
+      the intact vectors file instead of being embedded again (exact kinds;
+      compressed kinds cannot give them back and are embedded again);
+    * the vectors file, the manifest or the ``CURRENT`` pointer: everything is
+      embedded again, since nothing says which vectors can be trusted.
+
+    Each repair is a line of the build report and a warning.
+    """
+    try:
+        path = current_generation(root)
+    except IndexCorruptError as exc:
+        warn(f"{exc}; rebuilding the index from the corpus.")
+        return None, None, None, [f"{root / CURRENT}: unusable; the index was rebuilt from the corpus"]
+    if path is None:
+        return None, None, None, []
+    damage = verify_generation(path)
+    parts = {d.part for d in damage}
+    if not damage:
+        return path, Manifest.read(path / MANIFEST), None, []
+    if parts == {"unverified"}:
+        try:  # the structural checks load_index makes, and the BM25 files
+            load_index(root).lexical
+        except IndexStateError as exc:
+            warn(f"{exc}; rebuilding the index from the corpus.")
+            return None, None, None, [f"{path}: unusable ({exc}); the index was rebuilt from the corpus"]
+        return path, Manifest.read(path / MANIFEST), None, [f"{path / MANIFEST}: recorded no checksums; they are recorded now"]
+    lines = [d.line() for d in damage if d.part != "unverified"]
+    for line in lines:
+        warn(f"{line}.")
+    if parts & {"manifest", "vectors", "other"}:
+        return None, None, None, [f"{line}; the index was rebuilt from the corpus" for line in lines]
+    manifest = Manifest.read(path / MANIFEST)
+    if "store" in parts:
+        reuse = None
+        if manifest.index_kind in index_kinds.EXACT_STORAGE and manifest.dim == embedder.dim and manifest.model == embedder.name:
+            ids, vectors = index_kinds.exact_vectors(_read_vectors(path / VECTORS))
+            reuse = {int(i): np.array(v) for i, v in zip(ids, vectors)}
+        return None, None, reuse, [f"{line}; the documents were read again from the corpus" for line in lines]
+    return path, manifest, None, [f"{line}; it was rebuilt" for line in lines]
+
+
+def _remove_stale(root: Path) -> None:
+    """Delete what killed builds left: ``.tmp-*`` generation folders and ``.tmp-CURRENT-<pid>`` pointer files.
+
+    Called with the build lock held, so no other build is writing them.
+    """
+    for stale in root.glob(".tmp-*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def _report(plan: _Plan, documents: int, chunks: int, embedded: int, started: float, full: bool, repairs: Sequence[str] = ()) -> BuildReport:
     return BuildReport(
         added=len(plan.added),
         changed=len(plan.changed),
@@ -711,6 +903,7 @@ def _report(plan: _Plan, documents: int, chunks: int, embedded: int, started: fl
         chunks_embedded=embedded,
         seconds=time.perf_counter() - started,
         full=full,
+        repaired=tuple(repairs),
     )
 
 
@@ -724,8 +917,13 @@ def _write_generation(
     embedder: Embedder,
     progress: bool,
     on_progress: Callable[[int, int], None] | None,
+    reuse: dict[int, np.ndarray] | None = None,
 ) -> tuple[int, int]:
-    """Write a complete generation into ``tmp``; returns (chunks in it, chunks embedded)."""
+    """Write a complete generation into ``tmp``; returns (chunks in it, chunks embedded).
+
+    ``reuse`` maps chunk ids to vectors already computed (from an intact vectors
+    file whose chunk store was lost): those chunks are not embedded again.
+    """
     faiss = _faiss()
     if old_path is not None:
         shutil.copyfile(old_path / STORE, tmp / STORE)
@@ -750,10 +948,18 @@ def _write_generation(
             nonlocal embedded
             if not buffer:
                 return
-            vecs = embedder.embed_passages([c.text for c in buffer])
+            known = reuse or {}
+            fresh = [c for c in buffer if c.chunk_id not in known]
+            vecs = np.zeros((len(buffer), embedder.dim), dtype=np.float32)
+            if fresh:
+                new = iter(embedder.embed_passages([c.text for c in fresh]))
+                for row, c in enumerate(buffer):
+                    vecs[row] = known[c.chunk_id] if c.chunk_id in known else next(new)
+            else:
+                vecs[:] = [known[c.chunk_id] for c in buffer]
             vectors.add_with_ids(vecs, np.array([c.chunk_id for c in buffer], dtype=np.int64))
             store.add_chunks(buffer)
-            embedded += len(buffer)
+            embedded += len(fresh)
             buffer.clear()
 
         for rel, wanted_ids in plan.to_embed.items():
@@ -784,6 +990,7 @@ def _write_generation(
     finally:
         store.close()
     faiss.write_index(vectors, str(tmp / VECTORS))
+    checksums = file_checksums(tmp)  # read back from disk: what a later check compares against
     manifest = Manifest(
         model=embedder.name,
         dim=embedder.dim,
@@ -795,6 +1002,7 @@ def _write_generation(
         corpus=str(corpus.resolve()),
         index_kind=kind,
         index_params=kind_params,
+        checksums=checksums,
     )
     (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
     return int(vectors.ntotal), embedded

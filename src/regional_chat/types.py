@@ -131,6 +131,7 @@ class BuildReport:
     chunks_embedded: int
     seconds: float
     full: bool
+    repaired: tuple[str, ...] = ()  # damaged files of the live index found and rebuilt, with what was done
 
     def summary(self) -> str:
         text = (
@@ -140,4 +141,6 @@ class BuildReport:
         )
         if self.skipped:
             text += f"; {len(self.skipped)} file(s) skipped"
+        if self.repaired:
+            text += f"; repaired {len(self.repaired)} damaged file(s) of the index"
         return text
