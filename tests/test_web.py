@@ -273,6 +273,55 @@ def test_questions_asked_while_documents_are_added_all_succeed(tmp_path):
     assert errors == [] and len(answered) > 3
 
 
+def _post_files(url: str, files: list[tuple[str, bytes]]):
+    import httpx
+
+    return httpx.post(url.rstrip("/") + "/gradio_api/upload", files=[("files", (name, data)) for name, data in files], timeout=30)
+
+
+def _stored(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_no_route_stores_a_file_when_uploads_are_off(bot, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    app = web.build_app(bot, uploads=False)
+    url = web.launch(app, port=_free_port(), block=False, quiet=True)
+    try:
+        folder = Path(app.server_app.uploaded_file_dir)
+        before = _stored(folder)
+        noise = os.urandom(2_000_000)
+        for files in ([("noise.bin", noise)], [("notes.txt", b"A plain corpus file.\n")]):
+            response = _post_files(url, files)
+            assert response.status_code == 403 and "adding documents is off" in response.text
+        import httpx
+
+        recording = httpx.post(url.rstrip("/") + "/gradio_api/process_recording", files=[("files", ("a.wav", noise))], timeout=30)
+        assert recording.status_code == 403
+        assert _stored(folder) == before
+    finally:
+        app.close()
+
+
+def test_the_upload_route_takes_only_corpus_types_when_uploads_are_on(server):
+    refused = _post_files(server, [("noise.bin", os.urandom(100_000))])
+    assert refused.status_code == 415 and "only .txt, .md, .jsonl files" in refused.text
+    mixed = _post_files(server, [("ok.txt", b"fine\n"), ("evil.exe", b"MZ")])
+    assert mixed.status_code == 415
+    accepted = _post_files(server, [("notes.txt", b"A plain corpus file.\n")])
+    assert accepted.status_code == 200
+    stored = accepted.json()
+    assert len(stored) == 1 and Path(stored[0]).name == "notes.txt" and Path(stored[0]).read_bytes() == b"A plain corpus file.\n"
+
+
+def test_api_refuses_a_string_as_history(server):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="history must be a list"):
+        Client(server, verbose=False).predict("Where is the next one?", "Where did the ministers meet?", api_name="/ask")
+
+
 def test_read_only_app_has_no_upload_panel_or_endpoint(bot):
     app = web.build_app(bot, uploads=False)
     ids = {getattr(block, "elem_id", None) for block in app.blocks.values()}

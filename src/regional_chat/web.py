@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio whenever a Blocks is made: no telemetry, no version check
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from .assistant import Assistant  # noqa: E402
 from .documents import SUFFIXES, DocumentError, SourceFile, read_documents  # noqa: E402
@@ -222,6 +223,85 @@ def add_files(bot: Assistant, paths: Sequence[str | Path], max_bytes: int, on_pr
     return f"<p>Added {names}. {_text(result.summary())}. New questions use it now.</p>{refused}"
 
 
+# Gradio's routes that write a request's files to disk: /upload (what gr.File posts to) and
+# /process_recording (audio). Both are open to any client, not only to the page's own components.
+_STORING_ROUTES = ("upload", "process_recording")
+_FILENAME = re.compile(rb'filename\*?=(?:"([^"\r\n]*)"|([^;\r\n]*))', re.IGNORECASE)
+MAX_FILES_PER_UPLOAD = 20
+
+
+class UploadGuard:
+    """ASGI middleware in front of Gradio: no route stores a file unless adding documents is on.
+
+    When uploads are off (read-only, or public without a login), every request to a
+    route that stores files is refused with 403 before Gradio reads a byte of it.
+    When they are on, the upload route accepts only what the panel accepts: at most
+    ``MAX_FILES_PER_UPLOAD`` corpus files (.txt, .md, .jsonl) of at most
+    ``max_bytes`` each. The body is read (bounded) and checked before Gradio
+    sees it, so a refused file never reaches Gradio's temp folder.
+    """
+
+    def __init__(self, app: Any, *, uploads: bool, max_bytes: int) -> None:
+        self.app = app
+        self.uploads = uploads
+        self.max_bytes = max_bytes
+
+    @staticmethod
+    def _storing(path: str) -> str | None:
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        return last if last in _STORING_ROUTES else None
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        route = self._storing(scope.get("path", "")) if scope.get("type") == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        if not self.uploads or route != "upload":
+            why = "adding documents is off on this server" if not self.uploads else "this server stores no recordings"
+            await _plain(send, 403, f"Refused: {why}.")
+            return
+        limit = MAX_FILES_PER_UPLOAD * (self.max_bytes + 64 * 1024)  # the files plus their part headers
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _plain(send, 413, f"Refused: more than {MAX_FILES_PER_UPLOAD} files of {self.max_bytes / 1e6:g} MB.")
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await _plain(send, 413, f"Refused: more than {MAX_FILES_PER_UPLOAD} files of {self.max_bytes / 1e6:g} MB.")
+                return
+        names = [(m.group(1) if m.group(1) is not None else m.group(2)).decode("utf-8", "replace").strip() for m in _FILENAME.finditer(bytes(body))]
+        if len(names) > MAX_FILES_PER_UPLOAD:
+            await _plain(send, 413, f"Refused: at most {MAX_FILES_PER_UPLOAD} files at once.")
+            return
+        wrong = [n for n in names if os.path.splitext(n)[1].lower() not in SUFFIXES]
+        if wrong:
+            await _plain(send, 415, f"Refused: only {', '.join(SUFFIXES)} files can be added ({wrong[0][:80]!r} is not one).")
+            return
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _plain(send: Callable, status: int, text: str) -> None:
+    data = text.encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
 def uploads_allowed(host: str, read_only: bool, auth: object | None) -> bool:
     """Adding documents is on unless read-only, or served beyond loopback without a login."""
     if read_only:
@@ -271,6 +351,8 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
             The Answer as a dict: question, found, text, confidence, quotes and related
             (each with doc_id, title, source, date, start, end, text, score, highlight), search_query.
         """
+        if isinstance(history, str) or not isinstance(history, (list, tuple, type(None))):
+            raise gr.Error("history must be a list of the earlier questions, oldest first (for example [] or [\"Who is ...?\"]), not a string.")
         try:
             return answer_dict(bot.answer(question, history=list(history or [])))
         except ValueError as exc:
@@ -343,6 +425,7 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
                 return add_files(bot, paths or [], int(max_upload_mb * 1e6), on_progress), index_summary(), None
 
             add.click(add_documents, [files], [report, status, files], concurrency_limit=1, concurrency_id="rebuild", **private)
+    app.rc_uploads = uploads  # read by launch(): the upload route is refused when this is False
     return app
 
 
@@ -355,6 +438,9 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: A
         server_port=port,
         auth=auth,
         max_file_size=int(max_upload_mb * 1e6),  # bytes; add_upload says the same limit in words
+        # the guard in front of every route that stores files (see UploadGuard); build_app says whether uploads are on
+        app_kwargs={"middleware": [Middleware(UploadGuard, uploads=getattr(app, "rc_uploads", False), max_bytes=int(max_upload_mb * 1e6))]},
+        num_workers=0,  # no separate static-file workers: every upload passes through the guard
         prevent_thread_lock=not block,
         quiet=quiet,
         share=False,
