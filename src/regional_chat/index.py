@@ -555,7 +555,7 @@ def verify_generation(path: Path) -> list[Damage]:
             damage.append(Damage(file, _part_of(rel), f"cannot be read ({exc.strerror})"))
             continue
         if actual != expected:
-            damage.append(Damage(file, _part_of(rel), f"damaged: its SHA-256 is {actual[:12]}…, the manifest recorded {expected[:12]}…"))
+            damage.append(Damage(file, _part_of(rel), f"altered: its SHA-256 is {actual[:12]}…, the manifest recorded {expected[:12]}…"))
     return damage
 
 
