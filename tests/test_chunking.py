@@ -150,3 +150,45 @@ def test_no_chunk_is_truncated_by_the_real_model():
             russian_split += 1
     assert longest <= 256
     assert russian_split > 0  # Russian text costs MiniLM far more word pieces than cl100k tokens: the cap did work
+
+
+RUSSIAN = (
+    "Встреча прошла в 2007 г. в Ашхабаде. Президент К.-Ж. Токаев выступил с речью.\n"
+    "Обсуждались вода, энергетика и т. д. Решения приняты.\n"
+    "Заголовок раздела\n"
+    "Текст продолжается\nна новой строке. Конец."
+)
+KAZAKH = "Қазақстан 1991 ж. тәуелсіздік алды. Елбасы Н.Ә. Назарбаев сөз сөйледі. Су, жер т.б. мәселелер талқыланды."
+
+
+def test_russian_and_kazakh_sentences_keep_abbreviations_and_initials_whole():
+    from regional_chat.chunking import split_sentences
+
+    assert [RUSSIAN[a:b] for a, b in split_sentences(RUSSIAN)] == [
+        "Встреча прошла в 2007 г. в Ашхабаде.",
+        "Президент К.-Ж. Токаев выступил с речью.",
+        "Обсуждались вода, энергетика и т. д.",
+        "Решения приняты.",
+        "Заголовок раздела",
+        "Текст продолжается\nна новой строке.",
+        "Конец.",
+    ]
+    assert [KAZAKH[a:b] for a, b in split_sentences(KAZAKH)] == [
+        "Қазақстан 1991 ж. тәуелсіздік алды.",
+        "Елбасы Н.Ә. Назарбаев сөз сөйледі.",
+        "Су, жер т.б. мәселелер талқыланды.",
+    ]
+    padded = "Intro. " + KAZAKH  # offsets are the document's, not the window's
+    spans = split_sentences(padded, 7)
+    assert padded[spans[1][0] : spans[1][1]] == "Елбасы Н.Ә. Назарбаев сөз сөйледі."
+
+
+def test_russian_chunks_are_verbatim_slices_of_their_document():
+    from regional_chat.chunking import Chunker, count_tokens
+    from regional_chat.types import Document
+
+    doc = Document(doc_id="ru.txt", text=RUSSIAN * 3, title="t", content_hash="h", metadata={})
+    chunks = Chunker(30, 1, count_tokens, 512).chunks(doc)
+    assert len(chunks) > 2
+    assert all(doc.text[c.start : c.end] == c.text for c in chunks)
+    assert not any(c.text.startswith(("Токаев", "в Ашхабаде")) for c in chunks)  # no chunk starts mid-sentence

@@ -14,6 +14,7 @@ import re
 from functools import lru_cache
 from typing import Callable, Iterator, Sequence
 
+from .text import script_of
 from .types import Chunk, Document
 
 # Words that end with a full stop without ending the sentence (lower-cased, without the stop).
@@ -27,6 +28,7 @@ _ABBREVIATIONS = frozenset(
 )
 
 _BOUNDARY = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s)|\n")
+_LINE_BREAK = re.compile(r"\n")
 _OPENERS = "\"'“‘«(["
 
 
@@ -40,6 +42,8 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     lower case; headlines and paragraphs end with a line break).
     """
     end = len(text) if end is None else end
+    if script_of(text[start:end]) == "cyrillic":
+        return _split_cyrillic(text, start, end)
     spans: list[tuple[int, int]] = []
     cursor = start
     for match in _BOUNDARY.finditer(text, start, end):
@@ -59,6 +63,30 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         cursor = cut
     _append_trimmed(text, cursor, end, spans)
     return spans
+
+
+def _split_cyrillic(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Russian and Kazakh: razdel's rules within each block the line-break rule delimits.
+
+    razdel (the natasha project's splitter) knows Russian abbreviations and
+    initials ("т. д.", "г.", "К.-Ж.", "Н.Ә.") that the rules above split at; the
+    blocks keep headlines and paragraphs apart, as for any other script.
+    """
+    from razdel import sentenize
+
+    spans: list[tuple[int, int]] = []
+    cursor = start
+    for match in _LINE_BREAK.finditer(text, start, end):
+        nxt = _next_visible(text, match.end(), end)
+        if nxt is not None and text[nxt].islower():
+            continue  # a wrapped line: the sentence goes on
+        spans += [(cursor + s.start, cursor + s.stop) for s in sentenize(text[cursor : match.start()])]
+        cursor = match.end()
+    spans += [(cursor + s.start, cursor + s.stop) for s in sentenize(text[cursor:end])]
+    trimmed: list[tuple[int, int]] = []
+    for a, b in spans:
+        _append_trimmed(text, a, b, trimmed)
+    return trimmed
 
 
 def _next_visible(text: str, pos: int, end: int) -> int | None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from .text import CYRILLIC as _CYRILLIC, LATIN as _LATIN, script_of
 from .settings import Settings
 from .types import Chunk, Hit
 
@@ -44,8 +45,6 @@ _IDS_FILE = "ids.npy"
 
 # Letters and digits; "_" and punctuation separate words ("covid-19" -> covid, 19).
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_LATIN = re.compile(r"[a-z]")
 
 
 # --------------------------------------------------------------------------- tokenisation
@@ -599,12 +598,6 @@ class Retriever:
         """
         scripts = getattr(self.embedder, "scripts", None)
         return not scripts or script_of(question) in scripts
-
-
-def script_of(text: str) -> str:
-    """``"cyrillic"`` when a text has more Cyrillic than Latin letters, else ``"latin"``."""
-    lower = text.lower()
-    return "cyrillic" if len(_CYRILLIC.findall(lower)) > len(_LATIN.findall(lower)) else "latin"
 
 
 def _check(mode: str, k: int) -> None:
