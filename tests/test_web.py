@@ -71,6 +71,15 @@ def test_reply_shows_answer_quote_highlight_source_and_confidence_as_inert_html(
     assert "Show in context" in html and "More text follows." in html
 
 
+def test_a_quote_in_another_language_than_the_question_says_which():
+    from dataclasses import replace
+
+    quote = replace(_quote(), language="english")
+    russian = web.render_answer(Answer(question="Где находится центр?", found=True, text="Ashgabat", confidence=0.9, quotes=(quote,)))
+    english = web.render_answer(Answer(question="Where is the centre?", found=True, text="Ashgabat", confidence=0.9, quotes=(quote,)))
+    assert "quoted in English" in russian and "quoted in" not in english
+
+
 def test_unanswered_reply_says_so_and_lists_related_passages_apart():
     answer = Answer(question="q", found=False, text="The documents do not answer this question.", confidence=0.1,
                     related=(_quote(highlight=None),))

@@ -32,7 +32,7 @@ import numpy as np
 
 from .chunking import split_sentences
 from .embedding import Embedder
-from .retrieval import script_of
+from .text import language_of, script_of
 from .settings import Settings
 from .types import Answer, Document, Hit, Quote
 
@@ -607,6 +607,7 @@ class AnswerExtractor:
             score=round(float(scored.probs[i]), 4),
             highlight=highlight,
             date=doc.date,
+            language=language_of(doc.text[s.start : s.end]),
         )
 
     def _related(self, scored: "ScoredSentences", order: np.ndarray, limit: int = 3) -> list[Quote]:

@@ -128,10 +128,14 @@ def _highlighted(quote, tty: bool) -> str:
     return f"{visible(quote.text[:a])}\033[1;4m{visible(quote.text[a:b])}\033[0m{visible(quote.text[b:])}"
 
 
-def _print_quotes(quotes, tty: bool) -> None:
+def _print_quotes(quotes, tty: bool, asked_in: str = "") -> None:
+    from .text import LANGUAGE_NAMES
+
     for n, q in enumerate(quotes, 1):
         print(f"[{n}] \u201c{_highlighted(q, tty)}\u201d")
         where = f"{q.doc_id}, characters {q.start}\u2013{q.end}"
+        if q.language and asked_in and q.language != asked_in:
+            where += f", quoted in {LANGUAGE_NAMES.get(q.language, q.language)}"
         extra = ", ".join(x for x in (q.date, q.source) if x)
         say(f"    \u2014 {q.title} ({where}{', ' + extra if extra else ''}), score {q.score:.2f}")
 
@@ -148,14 +152,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
         return 0
     tty = sys.stdout.isatty()
+    from .text import language_of
+
+    asked_in = language_of(question)
     if answer.found:
         say(f"{answer.text}\n(confidence {answer.confidence:.2f})\n")
-        _print_quotes(answer.quotes, tty)
+        _print_quotes(answer.quotes, tty, asked_in)
     else:
         say(f"{answer.text} (confidence {answer.confidence:.2f})")
         if answer.related:
             say("\nRelated passages (not an answer):")
-            _print_quotes(answer.related, tty)
+            _print_quotes(answer.related, tty, asked_in)
     return 0
 
 

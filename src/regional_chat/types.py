@@ -89,6 +89,7 @@ class Quote:
     score: float
     highlight: tuple[int, int] | None = None
     date: str = ""
+    language: str = ""  # "english", "russian" or "kazakh" (text.language_of): the page says when it is not the question's
 
     @property
     def highlighted_text(self) -> str:

@@ -28,6 +28,7 @@ from .assistant import Assistant  # noqa: E402
 from .documents import SUFFIXES, DocumentError, SourceFile, read_documents  # noqa: E402
 from .index import build_index, current_generation  # noqa: E402
 from .settings import Settings  # noqa: E402
+from .text import LANGUAGE_NAMES, language_of  # noqa: E402
 from .types import Answer, Quote  # noqa: E402
 
 SEED_DOC = "kazakhstan-un-preventive-diplomacy-unrcca-meeting.txt"
@@ -90,9 +91,14 @@ def render_context(quote: Quote, document_text: str | None, width: int = CONTEXT
     )
 
 
-def render_quote(quote: Quote, number: int, document_text: str | None) -> str:
-    """One quote: a block quote with the answer highlighted, its source, and its passage behind a toggle."""
+def render_quote(quote: Quote, number: int, document_text: str | None, asked_in: str = "") -> str:
+    """One quote: a block quote with the answer highlighted, its source, and its passage behind a toggle.
+
+    ``asked_in`` is the question's language: a quote in another one says which it is in.
+    """
     where = [f"<cite>{_text(quote.title or quote.doc_id)}</cite>"]
+    if quote.language and asked_in and quote.language != asked_in:
+        where.append(f'<span class="rc-lang">quoted in {_text(LANGUAGE_NAMES.get(quote.language, quote.language))}</span>')
     where += [_text(quote.date)] if quote.date else []
     where += [_link(quote.source)] if quote.source else []
     where += [f"{_text(quote.doc_id)}, characters {quote.start}–{quote.end}", f"confidence {quote.score:.2f}"]
@@ -105,14 +111,15 @@ def render_quote(quote: Quote, number: int, document_text: str | None) -> str:
 
 def render_answer(answer: Answer, document_text: Callable[[str], str | None] = lambda doc_id: None) -> str:
     """An Answer as the HTML of one chat reply (one line: Markdown leaves it alone)."""
+    asked_in = language_of(answer.question)
     if answer.found:
         parts = [f'<p class="rc-answer"><strong>{_text(answer.text)}</strong> <span class="rc-meta">(confidence {answer.confidence:.2f})</span></p>']
-        parts += [render_quote(q, n, document_text(q.doc_id)) for n, q in enumerate(answer.quotes, 1)]
+        parts += [render_quote(q, n, document_text(q.doc_id), asked_in) for n, q in enumerate(answer.quotes, 1)]
     else:
         parts = [f'<p class="rc-answer"><strong>{_text(answer.text)}</strong> <span class="rc-meta">(confidence {answer.confidence:.2f})</span></p>']
         if answer.related:
             parts.append('<h4 class="rc-related">Related passages (not an answer)</h4>')
-            parts += [render_quote(q, n, document_text(q.doc_id)) for n, q in enumerate(answer.related, 1)]
+            parts += [render_quote(q, n, document_text(q.doc_id), asked_in) for n, q in enumerate(answer.related, 1)]
     if answer.search_query:
         parts.append(f'<p class="rc-meta">Searched as: {_text(answer.search_query)}</p>')
     return f'<div class="rc-reply">{"".join(parts)}</div>'
