@@ -122,6 +122,15 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MB blocks (index files and model weights run to gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_documents(source: SourceFile) -> Iterator[Document | str]:
     """The documents of one file, in order; a ``str`` in the stream is a warning about one line.
 

@@ -39,6 +39,8 @@ from typing import Callable
 
 import numpy as np
 
+from .documents import sha256_file
+
 SOURCE_FILE = "e5-small-q4.bin"
 MODEL_NAME = "multilingual-e5-small"
 QUERY_PREFIX = "query: "
@@ -287,14 +289,6 @@ def folder_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def recover(cache: Path | None = None, *, source: Path | None = None, say: Callable[[str], None] | None = None) -> Path:
     """The recovered model folder, written on first use (about 10 s, 1 GB in the cache); later calls return at once.
 
@@ -312,7 +306,7 @@ def recover(cache: Path | None = None, *, source: Path | None = None, say: Calla
     stamp = f"{source.stat().st_size}-{source.stat().st_mtime_ns}"
     cache.mkdir(parents=True, exist_ok=True)
     known = cache / f".{MODEL_NAME}-{stamp}.sha256"  # skips hashing 91 MB on every start
-    source_sha = known.read_text().strip() if known.is_file() else _sha256(source)
+    source_sha = known.read_text().strip() if known.is_file() else sha256_file(source)
     folder = cache / f"{MODEL_NAME}-{source_sha[:16]}-v{_FORMAT}"
     if (folder / "RECOVERED.json").is_file():
         known.write_text(source_sha)

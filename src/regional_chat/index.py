@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .chunking import Chunker
-from .documents import CorpusError, DocumentError, SourceFile, list_files, read_documents
+from .documents import CorpusError, DocumentError, SourceFile, list_files, read_documents, sha256_file
 from .embedding import Embedder, make_embedder
 from . import index_kinds
 from .settings import Settings
@@ -499,20 +499,10 @@ def _part_of(rel: str) -> str:
     return PARTS.get(rel, "lexical" if rel.startswith(LEXICAL + "/") else "other")
 
 
-def _sha256_file(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_checksums(folder: Path) -> dict[str, str]:
     """SHA-256 of every file of a generation folder but its manifest, by path relative to it."""
     return {
-        f.relative_to(folder).as_posix(): _sha256_file(f)
+        f.relative_to(folder).as_posix(): sha256_file(f)
         for f in sorted(folder.rglob("*"))
         if f.is_file() and f.relative_to(folder).as_posix() != MANIFEST
     }
@@ -550,7 +540,7 @@ def verify_generation(path: Path) -> list[Damage]:
             damage.append(Damage(file, _part_of(rel), "missing"))
             continue
         try:
-            actual = _sha256_file(file)
+            actual = sha256_file(file)
         except OSError as exc:
             damage.append(Damage(file, _part_of(rel), f"cannot be read ({exc.strerror})"))
             continue
