@@ -73,7 +73,8 @@ class IndexBusyError(IndexStateError):
 
 
 REBUILD_HINT = "run `regional-chat build --full` to rebuild it from the corpus"
-REPAIR_HINT = "run `regional-chat build` to repair it (`regional-chat check` lists what is damaged)"
+REPAIR_COMMAND = "run `regional-chat build` to repair it"
+REPAIR_HINT = f"{REPAIR_COMMAND} (`regional-chat check` lists what is damaged)"
 
 
 _faiss = index_kinds._faiss  # one place that imports faiss lazily, with the install hint
@@ -531,6 +532,11 @@ def verify_generation(path: Path) -> list[Damage]:
         manifest = Manifest.read(path / MANIFEST)
     except IndexStateError as exc:
         return [Damage(path / MANIFEST, "manifest", str(exc))]
+    return verify_files(path, manifest)
+
+
+def verify_files(path: Path, manifest: Manifest) -> list[Damage]:
+    """The files of the generation at ``path`` checked against ``manifest``'s checksums (see verify_generation)."""
     if not manifest.checksums:
         return [Damage(path / MANIFEST, "unverified", "records no checksums (written by an earlier version)")]
     damage = []
@@ -565,7 +571,7 @@ class CheckReport:
     def lines(self) -> list[str]:
         if self.ok:
             return [f"ok: {self.files} files, {self.bytes / 1e6:.1f} MB of {self.path} match their SHA-256 checksums."]
-        return [f"damaged: {d.line()}" for d in self.damage] + [f"The index at {self.path.parent} is damaged: {REPAIR_HINT.split(' (')[0]}."]
+        return [f"damaged: {d.line()}" for d in self.damage] + [f"The index at {self.path.parent} is damaged: {REPAIR_COMMAND}."]
 
 
 def check_index(index_dir: str | Path = "index") -> CheckReport:
@@ -843,23 +849,32 @@ def _live_state(root: Path, embedder: Embedder, warn: Callable[[str], None]) -> 
         return None, None, None, [f"{root / CURRENT}: unusable; the index was rebuilt from the corpus"]
     if path is None:
         return None, None, None, []
-    damage = verify_generation(path)
+    try:
+        manifest = Manifest.read(path / MANIFEST)  # read once: it holds a hash per document and can be large
+    except IndexStateError as exc:
+        line = f"{path / MANIFEST}: {exc}"
+        warn(f"{line}.")
+        return None, None, None, [f"{line}; the index was rebuilt from the corpus"]
+    damage = verify_files(path, manifest)
     parts = {d.part for d in damage}
     if not damage:
-        return path, Manifest.read(path / MANIFEST), None, []
+        return path, manifest, None, []
     if parts == {"unverified"}:
         try:  # the structural checks load_index makes, and the BM25 files
-            load_index(root).lexical
+            probe = load_index(root)
+            try:
+                probe.lexical  # noqa: B018 - loads (and so checks) the BM25 files
+            finally:
+                probe.close()
         except IndexStateError as exc:
             warn(f"{exc}; rebuilding the index from the corpus.")
             return None, None, None, [f"{path}: unusable ({exc}); the index was rebuilt from the corpus"]
-        return path, Manifest.read(path / MANIFEST), None, [f"{path / MANIFEST}: recorded no checksums; they are recorded now"]
-    lines = [d.line() for d in damage if d.part != "unverified"]
+        return path, manifest, None, [f"{path / MANIFEST}: recorded no checksums; they are recorded now"]
+    lines = [d.line() for d in damage]
     for line in lines:
         warn(f"{line}.")
-    if parts & {"manifest", "vectors", "other"}:
+    if parts & {"vectors", "other"}:
         return None, None, None, [f"{line}; the index was rebuilt from the corpus" for line in lines]
-    manifest = Manifest.read(path / MANIFEST)
     if "store" in parts:
         reuse = None
         if manifest.index_kind in index_kinds.EXACT_STORAGE and manifest.dim == embedder.dim and manifest.model == embedder.name:
@@ -940,13 +955,8 @@ def _write_generation(
                 return
             known = reuse or {}
             fresh = [c for c in buffer if c.chunk_id not in known]
-            vecs = np.zeros((len(buffer), embedder.dim), dtype=np.float32)
-            if fresh:
-                new = iter(embedder.embed_passages([c.text for c in fresh]))
-                for row, c in enumerate(buffer):
-                    vecs[row] = known[c.chunk_id] if c.chunk_id in known else next(new)
-            else:
-                vecs[:] = [known[c.chunk_id] for c in buffer]
+            new = iter(embedder.embed_passages([c.text for c in fresh]) if fresh else ())
+            vecs = np.array([known[c.chunk_id] if c.chunk_id in known else next(new) for c in buffer], dtype=np.float32)
             vectors.add_with_ids(vecs, np.array([c.chunk_id for c in buffer], dtype=np.int64))
             store.add_chunks(buffer)
             embedded += len(fresh)
