@@ -317,6 +317,8 @@ def test_the_upload_route_takes_only_corpus_types_when_uploads_are_on(server):
     assert refused.status_code == 415 and "only .txt, .md, .jsonl files" in refused.text
     mixed = _post_files(server, [("ok.txt", b"fine\n"), ("evil.exe", b"MZ")])
     assert mixed.status_code == 415
+    mentions = _post_files(server, [("howto.txt", b'Attach it as filename="report.exe" in the form.\n')])
+    assert mentions.status_code == 200  # a name inside a file's text is not a part's name
     accepted = _post_files(server, [("notes.txt", b"A plain corpus file.\n")])
     assert accepted.status_code == 200
     stored = accepted.json()

@@ -268,7 +268,8 @@ class UploadGuard:
             await _plain(send, 403, f"Refused: {why}.")
             return
         limit = MAX_FILES_PER_UPLOAD * (self.max_bytes + 64 * 1024)  # the files plus their part headers
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await _plain(send, 413, f"Refused: more than {MAX_FILES_PER_UPLOAD} files of {self.max_bytes / 1e6:g} MB.")
             return
@@ -282,7 +283,7 @@ class UploadGuard:
             if len(body) > limit:
                 await _plain(send, 413, f"Refused: more than {MAX_FILES_PER_UPLOAD} files of {self.max_bytes / 1e6:g} MB.")
                 return
-        names = [(m.group(1) if m.group(1) is not None else m.group(2)).decode("utf-8", "replace").strip() for m in _FILENAME.finditer(bytes(body))]
+        names = _part_filenames(bytes(body), headers.get(b"content-type", b""))
         if len(names) > MAX_FILES_PER_UPLOAD:
             await _plain(send, 413, f"Refused: at most {MAX_FILES_PER_UPLOAD} files at once.")
             return
@@ -300,6 +301,25 @@ class UploadGuard:
             return {"type": "http.request", "body": bytes(body), "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+_BOUNDARY = re.compile(rb'boundary="?([^";\r\n]+)"?', re.IGNORECASE)
+
+
+def _part_filenames(body: bytes, content_type: bytes) -> list[str]:
+    """The file names of a multipart body's parts, read from each part's headers only.
+
+    A file's own bytes may say ``filename="x.exe"`` (a .txt about uploads): only the
+    headers between a boundary and the blank line after it name a file.
+    """
+    found = _BOUNDARY.search(content_type)
+    if found is None:
+        return []  # not multipart: Gradio refuses it, and nothing is stored
+    names = []
+    for part in body.split(b"--" + found.group(1))[1:]:
+        head = part.split(b"\r\n\r\n", 1)[0]
+        names += [(m.group(1) if m.group(1) is not None else m.group(2)).decode("utf-8", "replace").strip() for m in _FILENAME.finditer(head)]
+    return names
 
 
 async def _plain(send: Callable, status: int, text: str) -> None:
