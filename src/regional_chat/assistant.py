@@ -20,7 +20,6 @@ from .index import Index, build_index, load_index
 from .settings import MAX_K, Settings
 from .types import Answer, BuildReport, Document, Hit
 
-
 MODES = ("hybrid", "dense", "lexical")
 
 # Words that make a question lean on the conversation before it.
@@ -229,7 +228,7 @@ class Assistant:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K):
             raise ValueError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}.")
-        if isinstance(history, (str, bytes)) or not all(isinstance(turn, (str, Answer)) for turn in history):
+        if not isinstance(history, Sequence) or isinstance(history, (str, bytes)) or not all(isinstance(turn, (str, Answer)) for turn in history):
             raise ValueError("history must be a list of earlier questions (strings) or Answers, oldest first, not a single string.")
         live = self._live  # one consistent index for the whole question, even if a rebuild swaps it
         terms = follow_up_terms(question, [self._as_answer(turn, mode) for turn in history[-2:]])

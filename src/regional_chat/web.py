@@ -378,10 +378,8 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
             The Answer as a dict: question, found, text, confidence, quotes and related
             (each with doc_id, title, source, date, start, end, text, score, highlight), search_query.
         """
-        if isinstance(history, str) or not isinstance(history, (list, tuple, type(None))):
-            raise gr.Error("history must be a list of the earlier questions, oldest first (for example [] or [\"Who is ...?\"]), not a string.")
-        try:
-            return answer_dict(bot.answer(question, history=list(history or [])))
+        try:  # the assistant checks the history's shape: list() here would split a string into letters
+            return answer_dict(bot.answer(question, history=[] if history is None else history))
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
