@@ -1,8 +1,13 @@
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from regional_chat.cli import main
+from regional_chat.index import current_generation
 
 
 def test_build_then_info_then_a_no_change_build(corpus, tmp_path, capsys):
@@ -40,13 +45,6 @@ def test_importing_the_package_loads_nothing_heavy():
 # --------------------------------------------------------------------------- damage, repair and check
 
 
-import os
-import shutil
-from pathlib import Path
-
-import pytest
-
-from regional_chat.index import MANIFEST, current_generation
 
 
 def _cli_args(corpus, ix):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .settings import MAX_K, Settings
+from .text import LANGUAGE_NAMES, language_of
 
 DEFAULT_CORPUS = "corpus"
 DEFAULT_INDEX = "index"
@@ -129,8 +130,6 @@ def _highlighted(quote, tty: bool) -> str:
 
 
 def _print_quotes(quotes, tty: bool, asked_in: str = "") -> None:
-    from .text import LANGUAGE_NAMES
-
     for n, q in enumerate(quotes, 1):
         print(f"[{n}] \u201c{_highlighted(q, tty)}\u201d")
         where = f"{q.doc_id}, characters {q.start}\u2013{q.end}"
@@ -152,8 +151,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
         return 0
     tty = sys.stdout.isatty()
-    from .text import language_of
-
     asked_in = language_of(question)
     if answer.found:
         say(f"{answer.text}\n(confidence {answer.confidence:.2f})\n")

@@ -73,11 +73,14 @@ def list_files(corpus: str | Path, warn: Callable[[str], None] | None = None) ->
     real_root = root.resolve()
     found: list[SourceFile] = []
     for dirpath, dirnames, filenames in os.walk(root):  # never follows links to folders
+        kept = []
         for name in sorted(d for d in dirnames if not d.startswith(".")):
-            link = Path(dirpath) / name
-            if link.is_symlink():
-                warn(f"{link.relative_to(root).as_posix()}: a link to a folder; links to folders are not followed, skipped.")
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (Path(dirpath) / d).is_symlink())
+            folder = Path(dirpath) / name
+            if folder.is_symlink():
+                warn(f"{folder.relative_to(root).as_posix()}: a link to a folder; links to folders are not followed, skipped.")
+            else:
+                kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
             if name.startswith(".") or Path(name).suffix.lower() not in SUFFIXES:
                 continue
@@ -154,7 +157,7 @@ def _decode(rel: str, data: bytes) -> str:
     # that reached the index would be quoted (and printed) as part of an answer.
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise DocumentError(f"{rel}: holds a NUL byte at byte {nul:,} (binary, or damaged text); skipped.")
+        raise _binary(rel, nul)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -228,6 +231,10 @@ def _clip_title(title: str) -> str:
     return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
 
 
+def _binary(rel: str, nul: int) -> DocumentError:
+    return DocumentError(f"{rel}: holds a NUL byte at byte {nul:,} (binary, or damaged text); skipped.")
+
+
 def _first_nul(text: str, metadata: dict[str, str]) -> str | None:
     """Where a decoded JSON line holds a NUL character: '"text" at character N' or a field's name; None if nowhere."""
     at = text.find("\x00")
@@ -249,19 +256,17 @@ def _read_jsonl(source: SourceFile) -> Iterator[Document | str]:
         any_line = False
         offset = 0  # byte offset of the current line in the file
         for number, raw in enumerate(handle, start=1):
+            line_start, offset = offset, offset + len(raw)
             if not raw.strip():
-                offset += len(raw)
                 continue
             any_line = True
             where = f"{source.rel}:{number}"
             nul = raw.find(b"\x00")
             if nul >= 0:
                 if number == 1:
-                    raise DocumentError(f"{source.rel}: holds a NUL byte at byte {nul:,} (binary, or damaged text); skipped.")
-                yield f"{where}: holds a NUL byte at byte {offset + nul:,} of the file; line skipped."
-                offset += len(raw)
+                    raise _binary(source.rel, nul)
+                yield f"{where}: holds a NUL byte at byte {line_start + nul:,} of the file; line skipped."
                 continue
-            line_start, offset = offset, offset + len(raw)
             try:
                 obj = json.loads(raw.decode("utf-8-sig"))
             except UnicodeDecodeError:
