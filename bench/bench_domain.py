@@ -1,0 +1,148 @@
+"""The domain dev set (bench/devset/domain-dev.jsonl) through the assistant, exactly as it is served.
+
+    .venv/bin/python bench/bench_domain.py [--answerer reader|heuristic] [--model minilm|e5]
+
+The corpus is the 185 UN General Assembly speeches of ../shared/data (one JSON Lines file) plus the
+shipped article; it is indexed under /tmp/rc-domain/<model>/ (reused while up to date). Each question
+is asked with ``Assistant.answer``; a follow-up is asked with the Answer to its first question as
+history. An answerable question is answered right when the assistant answers (found) with a short
+answer whose SQuAD F1 against a gold answer is at least 0.5 (and, for a question that names its
+country and year, quoted from that speech). Reports the dev split (for choosing), the test split (for reporting) and both;
+writes bench/results/domain-<answerer>-<model>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from regional_chat.assistant import Assistant  # noqa: E402
+from regional_chat.embedding import make_embedder  # noqa: E402
+from regional_chat.evaluation import f1_score  # noqa: E402
+from regional_chat.index import build_index, load_index  # noqa: E402
+from regional_chat.settings import Settings  # noqa: E402
+
+DEVSET = ROOT / "bench" / "devset" / "domain-dev.jsonl"
+ARTICLE = "kazakhstan-un-preventive-diplomacy-unrcca-meeting.txt"
+SPEECHES = "ungdc-central-asia.jsonl"
+
+
+def load_devset(split: str = "all") -> list[dict]:
+    rows = [json.loads(line) for line in DEVSET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if split == "all" or r["split"] == split]
+
+
+def doc_id_of(doc: str | None) -> str | None:
+    if doc is None:
+        return None
+    return ARTICLE if doc == ARTICLE else f"{SPEECHES}#{doc}"
+
+
+def domain_assistant(settings: Settings, data: Path, work: Path = Path("/tmp/rc-domain")) -> Assistant:
+    """An assistant over the speeches + the article, indexed under ``work`` (built when needed)."""
+    corpus = work / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for src in (data / SPEECHES, ROOT / "corpus" / ARTICLE):
+        dst = corpus / src.name
+        if not dst.exists() or dst.stat().st_size != src.stat().st_size:
+            shutil.copyfile(src, dst)
+    index_dir = work / settings.model.replace("/", "_").replace(":", "_")
+    embedder = make_embedder(settings)
+    build_index(corpus, index_dir, settings, embedder=embedder, wait=True, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    return Assistant(load_index(index_dir, settings, embedder), settings, embedder, corpus)
+
+
+def judge(row: dict, answer) -> dict:
+    golds = [a["text"] for a in row["answers"]]
+    out = {"id": row["id"], "kind": row["kind"], "language": row["language"], "answerable": row["answerable"], "found": answer.found,
+           "confidence": answer.confidence, "text": answer.text if answer.found else "", "quote_doc": answer.quotes[0].doc_id if answer.quotes else ""}
+    if row["answerable"]:
+        f1 = max(f1_score(answer.text, golds), 0.0) if answer.found else 0.0
+        right_doc = row["kind"] != "country-year" or (answer.quotes and answer.quotes[0].doc_id == doc_id_of(row["doc"]))
+        out["f1"] = round(f1, 3)
+        out["right"] = bool(answer.found and f1 >= 0.5 and right_doc)
+        shown = answer.quotes or answer.related
+        out["quote_holds_answer"] = bool(shown) and any(" ".join(g.split()) in " ".join(shown[0].text.split()) for g in golds)
+    else:
+        out["refused"] = not answer.found
+    return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    ans = [r for r in rows if r["answerable"]]
+    una = [r for r in rows if not r["answerable"]]
+    pct = lambda xs: round(100.0 * sum(xs) / len(xs), 1) if xs else None  # noqa: E731
+    return {
+        "questions": len(rows),
+        "answerable": len(ans),
+        "right_when_answerable": pct([r["right"] for r in ans]),
+        "answered_when_answerable": pct([r["found"] for r in ans]),
+        "first_quote_holds_answer": pct([r["quote_holds_answer"] for r in ans]),
+        "unanswerable": len(una),
+        "refused_when_unanswerable": pct([r["refused"] for r in una]),
+        "wrong_answers": sum(1 for r in ans if r["found"] and not r["right"]) + sum(1 for r in una if r["found"]),
+    }
+
+
+def run(bot: Assistant, rows: list[dict]) -> tuple[list[dict], list[float]]:
+    by_id = {}
+    results, ms = [], []
+    for row in rows:
+        history = [by_id[row["follow_up_of"]]] if row.get("follow_up_of") in by_id else []
+        t = time.perf_counter()
+        answer = bot.answer(row["question"], history)
+        ms.append(1000 * (time.perf_counter() - t))
+        by_id[row["id"]] = answer
+        results.append(judge(row, answer))
+    return results, ms
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--answerer", default="reader", choices=("reader", "heuristic"))
+    p.add_argument("--model", default="minilm")
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    settings = Settings(model=args.model, answerer=args.answerer)
+    bot = domain_assistant(settings, args.data)
+    rows = load_devset("all")
+    # follow-ups need their first question asked first: ask all, then report each split
+    results, ms = run(bot, rows)
+
+    def report_of(split: str) -> dict:
+        keep = [r for r, row in zip(results, rows) if split == "all" or row["split"] == split]
+        keep_ms = sorted(m for m, row in zip(ms, rows) if split == "all" or row["split"] == split)
+        return {
+            "all": summarise(keep),
+            "by_kind": {k: summarise([r for r in keep if r["kind"] == k]) for k in sorted({r["kind"] for r in keep})},
+            "by_language": {k: summarise([r for r in keep if r["language"] == k]) for k in sorted({r["language"] for r in keep})},
+            "latency_ms_p50": round(statistics.median(keep_ms), 1),
+            "latency_ms_p95": round(keep_ms[int(0.95 * (len(keep_ms) - 1))], 1),
+        }
+
+    report = {
+        "answerer": args.answerer,
+        "model": args.model,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "bench/bench_domain.py " + " ".join(sys.argv[1:]),
+        "splits": {split: report_of(split) for split in ("dev", "test", "all")},
+        "rows": [dict(r, split=row["split"]) for r, row in zip(results, rows)],
+    }
+    out = args.out or ROOT / "bench" / "results" / f"domain-{args.answerer}-{args.model.split(':')[0]}.json"
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for split, rep in report["splits"].items():
+        print(split, json.dumps(rep["all"], ensure_ascii=False), "p50", rep["latency_ms_p50"], "p95", rep["latency_ms_p95"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
