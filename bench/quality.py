@@ -25,11 +25,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 NOTES_MARKER = "## What the figures say"
 
+# The trained reader reads five passages per question (0.3-1 s on these 2 cores, more under load), so
+# the files are sampled: 200 questions evenly spread. SQuAD v2.0: only the five odd articles of the tune
+# half that neither the reader (training/train_reader.py) nor its calibration (training/calibrate_reader.py) saw.
+V2_HELD_OUT = "3,9,11,13,15"
 RUNS = {
-    "squad-v1.1": ("squad-dev-v1.1.json", ["--leave-article-out"]),
-    "squad-v2.0-tune-half": ("squad-dev-v2.0-tune-half.json", []),
-    "xquad-ru": ("xquad.ru.json", ["--leave-article-out"]),
-    "squad-v1.1-cold": ("squad-dev-v1.1.json", ["--limit", "1000", "--no-vector-cache"]),
+    "squad-v1.1": ("squad-dev-v1.1.json", ["--leave-article-out", "--limit", "200"]),
+    "squad-v2.0-tune-half": ("squad-dev-v2.0-tune-half.json", ["--articles", V2_HELD_OUT, "--limit", "200"]),
 }
 
 
@@ -66,54 +68,120 @@ def _v(section: dict, key: str):
     return "–" if value is None else value
 
 
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _met(value, bar) -> str:
+    if value is None:
+        return "–"
+    return "yes" if all(v >= b for v, b in zip(value, bar)) else "**no**"
+
+
+def reader_section() -> list[str]:
+    """Issue 11's table: every figure with its bar, from the result files the benches wrote."""
+    reader, v11, v2 = _load("reader.json"), _load("eval-squad-v1.1.json"), _load("eval-squad-v2.0-tune-half.json")
+    dom, heur, hay = _load("domain-reader-minilm.json"), _load("domain-heuristic-minilm.json"), _load("haystack-reader.json")
+    if not reader or not v11:
+        return []
+    g, d4, xq = reader["squad_v1.1_odd_gold"], reader["squad_v1.1_odd_gold_plus_4"], reader["xquad_ru_question_en_paragraph"]
+    a = v11["all"]
+    rows = [
+        ("SQuAD v1.1 odd articles, gold paragraph, EM / F1", "first readers 45.7 / 59.6, 53.7 / 66.7", (58, 70), (g["EM"], g["F1"])),
+        ("same, gold + 4 distractor paragraphs", "36.9 / 45.1", (50, 60), (d4["EM"], d4["F1"])),
+        ("SQuAD v1.1, open (retrieval + reader), short EM / F1", "36.0 / 44.6", (50, 60), (a["short_em"], a["short_f1"])),
+        ("answered when answerable (v1.1, article present)", "63.2", (80,), (a["answered_when_answerable"],)),
+    ]
+    if v2:
+        rows.append(("SQuAD v2.0 abstention accuracy, held-out articles", "64.6", (72,), (v2["all"]["abstention_accuracy"],)))
+    rows.append(("question's article left out: abstained", "99.3", (97,), (a["leave_article_out_abstained"],)))
+    if dom:
+        t = dom["splits"]["test"]["all"]
+        before = f"{heur['splits']['test']['all']['right_when_answerable']} / {heur['splits']['test']['all']['refused_when_unanswerable']}" if heur else "–"
+        rows.append(("domain dev set, test split: right (answerable) / refused (unanswerable)", before, (75, 80), (t["right_when_answerable"], t["refused_when_unanswerable"])))
+    rows.append(("XQuAD ru -> en (Russian question, English passage), gold paragraph F1", "0", (45,), (xq["F1"],)))
+    out = [
+        "## The trained reader against its bars (issue 11)",
+        "",
+        f"From `bench/results/reader.json` ({reader['date']}, `{reader['command']}`), `eval-squad-v1.1.json` and",
+        "`eval-squad-v2.0-tune-half.json` (below), `domain-reader-minilm.json` and `domain-heuristic-minilm.json` (`bench/bench_domain.py`).",
+        "",
+        "| figure | before | bar | now | met |",
+        "|---|---|---|---|---|",
+    ]
+    for name, before, bar, now in rows:
+        out.append(f"| {name} | {before} | {' / '.join(map(str, bar))} | {' / '.join(map(str, now))} | {_met(now, bar)} |")
+    if dom:
+        t = dom["splits"]["test"]
+        lat = (t["latency_ms_p50"], t["latency_ms_p95"])
+        out.append(f"| warm latency p50 / p95, UN speeches (ms) | 48 / 75 | 80 / 150 | {lat[0]} / {lat[1]} | {'yes' if lat[0] <= 80 and lat[1] <= 150 else '**no**'} |")
+    out.append("")
+    if dom:
+        out += ["Domain dev set, by split (`bench/bench_domain.py`; the dev split chose, the test split reports):", "",
+                "| split | answerer | right when answerable | answered when answerable | first quote holds the answer | refused when unanswerable | wrong answers | p50 / p95 ms |",
+                "|---|---|---|---|---|---|---|---|"]
+        for name, rep in (("reader", dom), ("heuristic (removed)", heur)):
+            if not rep:
+                continue
+            for split in ("dev", "test"):
+                x = rep["splits"][split]
+                s_ = x["all"]
+                out.append(f"| {split} | {name} | {s_['right_when_answerable']} | {s_['answered_when_answerable']} | {s_['first_quote_holds_answer']} | "
+                           f"{s_['refused_when_unanswerable']} | {s_['wrong_answers']} | {x['latency_ms_p50']} / {x['latency_ms_p95']} |")
+        out += ["", "By kind and language, test split (reader):", "", "| group | questions | right when answerable | refused when unanswerable |", "|---|---|---|---|"]
+        t = dom["splits"]["test"]
+        for group in ("by_kind", "by_language"):
+            for k, v in t[group].items():
+                out.append(f"| {k} | {v['questions']} | {_v(v, 'right_when_answerable')} | {_v(v, 'refused_when_unanswerable')} |")
+        out.append("")
+    if hay:
+        out += ["Side by side with Haystack's extractive reader, the same weights and the same passages "
+                f"(`bench/bench_reader_haystack.py`, {hay.get('date', '?')}, {hay.get('questions', '?')} questions, gold + {hay.get('distractors', '?')} distractors):", "",
+                "| system | EM | F1 | answer from the gold paragraph | p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
+        for name, x in hay["systems"].items():
+            out.append(f"| {name} | {x['EM']} | {x['F1']} | {x['from_gold_paragraph']} | {x['latency_p50_ms']} | {x['latency_p95_ms']} |")
+        out.append("")
+    return out
+
+
 def render() -> str:
     loaded = {n: json.loads((RESULTS / f"eval-{n}.json").read_text()) for n in RUNS if (RESULTS / f"eval-{n}.json").is_file()}
     lines = [
         "# Quality",
         "",
         "Measured with `regional-chat eval` on the public data in `../shared/data/` (see its README), each paragraph of",
-        "the file indexed as one document. Every figure is given on all questions and on each half of the articles:",
-        "the answer weights (`bench/tune_answering.py`) and the fusion weight (`bench/tune_retrieval.py`) were tuned on",
-        "the even-numbered articles, so the odd half is held out. Written by `bench/quality.py`; machine:",
+        "the file indexed as one document, every question asked through `Assistant.answer` (the served path). Every",
+        "figure is given on all questions and on each half of the articles: the reader (`training/train_reader.py`)",
+        "trained on even-numbered SQuAD v1.1 articles and the fusion weight (`bench/tune_retrieval.py`) was tuned on",
+        "them, so the odd half is held out. Written by `bench/quality.py`; machine:",
         f"{os.cpu_count()} cores, {cpu_model()}.",
         "",
     ]
     v1 = loaded.get("squad-v1.1")
     if v1:
         a, odd = v1["all"], v1["odd_articles"]
-        best_single = max(a["dense_recall@5"], a["lexical_recall@5"])
-        best_single_odd = max(odd["dense_recall@5"], odd["lexical_recall@5"])
         goals = [
-            ("hybrid recall@5 ≥ 95%", a["hybrid_recall@5"], a["hybrid_recall@5"] >= 95),
-            ("hybrid recall@5 ≥ better single + 2", f"{a['hybrid_recall@5']} vs {best_single} (held out: {odd['hybrid_recall@5']} vs {best_single_odd})",
-             a["hybrid_recall@5"] - best_single >= 2),
-            ("answer-sentence hit@1 ≥ 78%", a["sentence_hit@1"], a["sentence_hit@1"] >= 78),
-            ("short answer EM ≥ 30", a["short_em"], a["short_em"] >= 30),
-            ("short answer F1 ≥ 40", a["short_f1"], a["short_f1"] >= 40),
-            ("leave-the-article-out abstention ≥ 95%", a.get("leave_article_out_abstained"), (a.get("leave_article_out_abstained") or 0) >= 95),
-            ("answered when the article is in the corpus (v1.1, all answerable; no goal, reported)", a.get("answered_when_answerable"), None),
-            ("warm latency p50 < 60 ms (sentence vectors cached between questions)", a["latency_p50_ms"], a["latency_p50_ms"] < 60),
-            ("warm latency p95 < 150 ms (sentence vectors cached between questions)", a["latency_p95_ms"], a["latency_p95_ms"] < 150),
+            ("hybrid recall@5 ≥ 95.8 (issue 10)", a["hybrid_recall@5"], a["hybrid_recall@5"] >= 95.8),
+            ("open SQuAD v1.1 (retrieval + reader), short EM ≥ 50", a["short_em"], a["short_em"] >= 50),
+            ("open SQuAD v1.1, short F1 ≥ 60", a["short_f1"], a["short_f1"] >= 60),
+            ("the same, odd (held-out) articles: EM / F1", f"{odd['short_em']} / {odd['short_f1']}", None),
+            ("answered when answerable (article present) ≥ 80%", a.get("answered_when_answerable"), (a.get("answered_when_answerable") or 0) >= 80),
+            ("question's article left out: abstained ≥ 97%", a.get("leave_article_out_abstained"), (a.get("leave_article_out_abstained") or 0) >= 97),
+            ("warm latency p50 / p95 on SQuAD paragraphs (ms; no goal here, see the UN speeches)", f"{a['latency_p50_ms']} / {a['latency_p95_ms']}", None),
         ]
-        cold = loaded.get("squad-v1.1-cold")
-        if cold:
-            c = cold["all"]
-            goals.append(("warm latency p50 < 60 ms, no vector cache (1,000 questions)", c["latency_p50_ms"], c["latency_p50_ms"] < 60))
-            goals.append(("warm latency p95 < 150 ms, no vector cache (1,000 questions)", c["latency_p95_ms"], c["latency_p95_ms"] < 150))
         v2 = loaded.get("squad-v2.0-tune-half")
         if v2:
-            held = v2["odd_articles"]["abstention_accuracy"]
-            goals.append(("SQuAD v2.0 abstention accuracy ≥ 65% on the tuning-half file", v2["all"]["abstention_accuracy"],
-                          v2["all"]["abstention_accuracy"] >= 65))
-            goals.append(("the same on its held-out (odd) articles, which no weight was tuned on", held, held >= 65))
-        lines += ["## Goals", "", "| goal (issue #3) | measured (all questions) | met |", "|---|---|---|"]
+            held = v2["all"]["abstention_accuracy"]
+            goals.append(("SQuAD v2.0 abstention accuracy ≥ 72%, held-out articles (3, 9, 11, 13, 15)", held, held >= 72))
+        lines += ["## Goals", "", "| goal (issue 11) | measured | met |", "|---|---|---|"]
         lines += [f"| {g} | {m} | {'–' if ok is None else 'yes' if ok else '**no**'} |" for g, m, ok in goals]
         lines += [""]
+    lines += reader_section()
     titles = {
-        "squad-v1.1": "SQuAD v1.1 dev (10,570 questions, 2,067 paragraphs)",
-        "squad-v2.0-tune-half": "SQuAD v2.0 dev, tuning half (6,307 questions, 3,288 unanswerable)",
-        "xquad-ru": "XQuAD Russian (1,190 questions; English model, Russian quality is a later issue)",
-        "squad-v1.1-cold": "SQuAD v1.1, 1,000 questions evenly spread, no sentence-vector cache (latency as if every passage were new)",
+        "squad-v1.1": "SQuAD v1.1 dev (200 of its 10,570 questions, evenly spread; all 2,067 paragraphs indexed)",
+        "squad-v2.0-tune-half": "SQuAD v2.0 dev, tuning half: 200 questions of the five held-out articles (all 18 articles' paragraphs indexed)",
+        "xquad-ru": "XQuAD Russian (1,190 questions and paragraphs in Russian)",
     }
     for name, data in loaded.items():
         lines += [
@@ -127,19 +195,26 @@ def render() -> str:
         for key in data["all"]:
             lines.append(f"| {key} | {_v(data['all'], key)} | {_v(data['even_articles'], key)} | {_v(data['odd_articles'], key)} |")
         lines.append("")
+        rel = (data.get("reliability") or {}).get("all")
+        if rel:
+            lines += ["Reliability of the confidence (every question; right = short answer F1 ≥ 0.5, never for an unanswerable one):", "",
+                      "| confidence | questions | mean confidence | share right |", "|---|---|---|---|"]
+            lines += [f"| {b['bin']} | {b['n']} | {b['mean_confidence']} | {b['right']} |" for b in rel]
+            lines.append("")
     lines += [
         "## How to read the figures",
         "",
         "- `*_recall@k` / `*_mrr`: the question's own paragraph among the first k distinct paragraphs retrieved.",
         "- `sentence_hit@1`: the first quote (or, when the assistant abstains, the first related passage) contains a gold answer.",
         "- `short_em` / `short_f1`: `Answer.text` scored against the gold answers with the official normalisation, the",
-        "  short answer taken even where the confidence is under the threshold; `*_as_answered` counts an abstention as",
+        "  short answer taken even where the confidence is under the threshold (`Assistant.answer(..., abstain=False)`);",
+        "  `*_as_answered` counts an abstention as",
         "  an empty answer. `sentence_em` / `sentence_f1` score the whole best sentence instead, for comparison.",
         "- `abstention_accuracy`: answered when answerable and abstained when not (v2.0), with both halves beside it.",
         "- `leave_article_out_abstained`: each question asked with its whole article left out of the retrieved passages",
         "  (the article's chunks are dropped from the ranked candidates; BM25 statistics still include them), where",
         "  abstaining is the right answer.",
-        "- `latency_*`: one question at a time, warm: question embedding, hybrid retrieval and answer extraction.",
+        "- `latency_*`: one question at a time, warm: question embedding, hybrid retrieval and reading.",
     ]
     return "\n".join(lines) + "\n"
 

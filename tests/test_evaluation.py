@@ -55,3 +55,15 @@ def test_eval_command_writes_json(tmp_path, capsys):
     assert "| lexical_recall@1 | 100.0 |" in printed
     data = json.loads(out.read_text())
     assert data["mode"] == "lexical" and data["all"]["questions"] == 5
+
+
+def test_reliability_bins_confidence_against_how_often_it_was_right():
+    from regional_chat.evaluation import reliability
+
+    rows = [{"confidence": 0.05, "right": False}, {"confidence": 0.95, "right": True}, {"confidence": 0.92, "right": False},
+            {"confidence": 1.0, "right": True}, {"confidence": 0.5, "right": True}, {"found": False}]
+    assert reliability(rows) == [
+        {"bin": "0.0-0.1", "n": 1, "mean_confidence": 0.05, "right": 0.0},
+        {"bin": "0.5-0.6", "n": 1, "mean_confidence": 0.5, "right": 1.0},
+        {"bin": "0.9-1.0", "n": 3, "mean_confidence": 0.957, "right": 0.667},
+    ]

@@ -2,7 +2,7 @@
 
 The browser test drives Debian's chromium with Playwright against `python app.py`
 run as a subprocess with the real model on the shipped article; its screenshot is
-saved to test-artifacts/web-answer.png (the README's docs/screenshot.png is one).
+saved to $TMPDIR/regional-chat-test-artifacts/ (or $RC_TEST_ARTIFACTS; the README's docs/screenshot.png is one).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -34,7 +35,8 @@ from regional_chat.types import Answer, Quote
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas deprecations inside gradio's queue
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
+# screenshots go outside the checkout; RC_TEST_ARTIFACTS=docs/ (for example) keeps them where you say
+ARTIFACTS = Path(os.environ.get("RC_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "regional-chat-test-artifacts")
 EVIL = """---
 title: Tulip festival <script>window.__pwned = 1</script> notice
 ---
@@ -86,6 +88,8 @@ def test_unanswered_reply_says_so_and_lists_related_passages_apart():
     html = web.render_answer(answer)
     assert "do not answer" in html
     assert html.index("Related passages (not an answer)") < html.index("rc-quote")
+    # a refusal shows no confidence, and a related passage's score is called what it is
+    assert "confidence" not in html and "relevance 0.75" in html
 
 
 def test_context_highlights_the_quote_in_place_and_falls_back_when_the_document_changed():
@@ -432,14 +436,17 @@ def test_chat_in_a_real_browser(app_process, browser, tmp_path):
     expect(reply.locator(".rc-quote mark").first).to_contain_text("Ashgabat")
     expect(reply.locator(".rc-cite").first).to_contain_text("Kazakhstan Prioritizes Peace")
     expect(reply).to_contain_text("confidence")
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-answer.png"))
     reply.locator(".rc-context summary").first.click()  # the quote in its passage
     context = reply.locator(".rc-context .rc-here").first
     expect(context).to_be_visible()
     expect(context.locator("mark")).to_contain_text("Ashgabat")
 
-    follow = ask("When was it founded?")  # leans on the previous turn
+    who = ask("Who heads the UNRCCA?")  # the person, not the centre's name in the same sentence
+    expect(who.locator(".rc-quote mark").first).to_contain_text("Imnadze")
+
+    follow = ask("When was it founded?")  # leans on the previous turns
     expect(follow.locator(".rc-meta").last).to_contain_text("UNRCCA")
 
     unanswered = ask("What is the population of Mongolia?")

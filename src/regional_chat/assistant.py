@@ -117,6 +117,14 @@ def expand_question(question: str, history: Sequence[Answer]) -> str:
     return with_terms(question, follow_up_terms(question, history))
 
 
+def make_answerer(settings: Settings):
+    """The answer step: the trained reader shipped in reading/weights, in ``settings.dtype``."""
+    from .reading.answerer import ReaderAnswerer
+    from .reading.reader import Reader
+
+    return ReaderAnswerer(Reader(dtype=settings.dtype))
+
+
 class Assistant:
     """Answers questions from one index with verbatim quotes.
 
@@ -139,14 +147,12 @@ class Assistant:
         embedder: Embedder | None = None,
         corpus_dir: str | Path | None = None,
     ) -> None:
-        from .answering import AnswerExtractor
-
         self.settings = settings or Settings()
         self.embedder = embedder or make_embedder(self.settings)
         index.manifest.check_compatible(self.embedder, self.settings, index.root)
         self.index_dir = index.root
         self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else _corpus_of(index)
-        self.extractor = AnswerExtractor(self.settings)
+        self.extractor = make_answerer(self.settings)
         self._live = self._make_live(index)
         self._rebuild_lock = threading.Lock()
         self._turns: dict[tuple, Answer] = {}  # earlier questions given as text, answered once
@@ -205,6 +211,7 @@ class Assistant:
         *,
         k: int | None = None,
         mode: str = "hybrid",
+        abstain: bool = True,
     ) -> Answer:
         """Answer ``question`` with verbatim quotes from the documents.
 
@@ -215,6 +222,9 @@ class Assistant:
                 together with the names and key terms of the latest turns.
             k: passages to read the answer from (default ``settings.top_k``).
             mode: ``"hybrid"`` (default), ``"dense"`` or ``"lexical"`` retrieval.
+            abstain: False gives the best answer found even below the confidence
+                threshold (``found`` stays False): evaluation uses it to score the
+                reader apart from the decision to answer.
 
         Returns:
             An :class:`Answer`. ``found`` is False when the documents do not answer;
@@ -241,7 +251,7 @@ class Assistant:
         for reading in readings:
             vector = None if mode == "lexical" else self.embedder.embed_queries([reading])[0]
             hits = live.retriever.search_vector(reading, vector, k if k is not None else self.settings.top_k, mode)
-            candidate = self.extractor.extract(reading, hits, live.index.document, self.embedder, vector)
+            candidate = self.extractor.extract(reading, hits, live.index.document, self.embedder, vector, abstain=abstain)
             if answer is None or candidate.confidence > answer.confidence:
                 answer, query = candidate, reading
         return Answer(

@@ -47,6 +47,16 @@ def _positive_k(value: str) -> int:
     return k
 
 
+def _article_list(value: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--articles takes article indices separated by commas, like 1,3,5; got {value!r}") from None
+    if not out or min(out) < 0:
+        raise argparse.ArgumentTypeError(f"--articles needs at least one index, none negative; got {value!r}")
+    return out
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     changes = {}
     for name in ("model", "dtype", "chunk_tokens", "chunk_overlap", "batch_size"):
@@ -156,7 +166,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         say(f"{answer.text}\n(confidence {answer.confidence:.2f})\n")
         _print_quotes(answer.quotes, tty, asked_in)
     else:
-        say(f"{answer.text} (confidence {answer.confidence:.2f})")
+        say(answer.text)  # no confidence beside a refusal (--json still has it)
         if answer.related:
             say("\nRelated passages (not an answer):")
             _print_quotes(answer.related, tty, asked_in)
@@ -177,7 +187,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
         answers=not args.retrieval_only,
         progress=not args.quiet,
-        vector_cache=not args.no_vector_cache,
+        articles=args.articles,
     )
     report = format_report(result)
     say(report)
@@ -246,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leave-article-out", action="store_true", help="also ask each question without its article in the corpus")
     p.add_argument("--retrieval-only", action="store_true", help="measure retrieval only (fast)")
     p.add_argument("--limit", type=int, default=None, help="ask about this many questions, evenly spread")
-    p.add_argument("--no-vector-cache", action="store_true", help="time every question as if its passages were new")
+    p.add_argument("--articles", type=_article_list, default=None, help="ask only these articles' questions: indices in the file, e.g. 1,3,5 (all paragraphs stay indexed)")
     p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)

@@ -151,6 +151,22 @@ class ArticleLeftOut:
         return [h for h in found if _local(h.chunk.doc_id)[:4] != article][: self.settings.top_k]
 
 
+def reliability(rows: Sequence[dict[str, Any]], bins: int = 10) -> list[dict[str, Any]]:
+    """Confidence against how often the answer was right, in ``bins`` equal bins (a reliability diagram).
+
+    A calibrated confidence has ``right`` close to ``mean_confidence`` in every bin.
+    """
+    pairs = [(r["confidence"], bool(r["right"])) for r in rows if "confidence" in r]
+    out = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in pairs if lo <= c < hi or (b == bins - 1 and c == hi)]
+        if inside:
+            out.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": len(inside), "mean_confidence": round(float(np.mean([c for c, _ in inside])), 3),
+                        "right": round(float(np.mean([ok for _, ok in inside])), 3)})
+    return out
+
+
 def _pct(values: Sequence[float]) -> float | None:
     return round(100.0 * float(np.mean(values)), 2) if len(values) else None
 
@@ -207,7 +223,7 @@ def evaluate(
     limit: int | None = None,
     answers: bool = True,
     progress: bool = False,
-    vector_cache: bool = True,
+    articles: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Run the evaluation; returns every figure as a JSON-ready dict.
 
@@ -220,20 +236,21 @@ def evaluate(
         leave_article_out: also ask each question against the corpus without its article.
         limit: ask only every n-th question so that about ``limit`` are asked (quick runs).
         answers: False measures retrieval only.
-        vector_cache: keep sentence vectors between questions, as the assistant does. SQuAD asks
-            about five questions per paragraph, so the cache flatters latency there; False
-            measures every question as if its passages were new.
+        articles: ask only the questions of these articles (their index in the file); every
+            paragraph is still indexed, so the others remain as distractors.
     """
-    from .answering import AnswerExtractor, packaged_model
+    from .assistant import Assistant
     from .embedding import make_embedder
     from .index import build_index, load_index
-    from .retrieval import Retriever
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
     settings = settings or Settings()
     squad_file = Path(squad_file)
     paragraphs, questions = read_squad(squad_file)
+    if articles is not None:
+        keep = set(articles)
+        questions = [q for q in questions if q.article in keep]
     if limit and limit < len(questions):
         step = len(questions) / limit
         questions = [questions[int(i * step)] for i in range(limit)]
@@ -242,11 +259,8 @@ def evaluate(
     built = build_index(corpus.parent, root, settings, progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     embedder = make_embedder(settings)
     index = load_index(root, settings, embedder)
-    retriever = Retriever(index, index.lexical, embedder, settings)
-    # for the figures without abstention, the same extractor with the threshold off;
-    # found is then confidence >= the real threshold, exactly as the assistant decides
-    model = packaged_model()
-    extractor = AnswerExtractor(settings, model.never_abstaining(), cache_size=4096 if vector_cache else 0)
+    # the very assistant a user gets: its answer, its decision to answer or not
+    bot = Assistant(index, settings, embedder, corpus.parent)
     left_out = ArticleLeftOut(index, embedder, settings)
 
     tally = _Tally()
@@ -258,30 +272,31 @@ def evaluate(
         bar = tqdm(total=len(questions), unit="q", file=sys.stderr, dynamic_ncols=True)
     for q in questions:
         row: dict[str, Any] = {"article": q.article, "answerable": bool(q.answers), "rank": {}}
-        started = time.perf_counter()
-        vector = embedder.embed_queries([q.text])[0]
-        hits = retriever.search_vector(q.text, vector, depth, mode)
-        top = hits[: settings.top_k]
         if answers:
-            ans = extractor.extract(q.text, top, index.document, embedder, vector)
+            started = time.perf_counter()
+            ans = bot.answer(q.text, mode=mode)
             row["ms"] = 1000 * (time.perf_counter() - started)
-            row["found"] = ans.confidence >= model.threshold_for(q.text)
-            best = (ans.quotes or ans.related)
-            sentence = best[0].text if best else ""
-            short = ans.text if ans.quotes else ""
+            row["found"] = ans.found
+            row["confidence"] = ans.confidence
+            row["right"] = False  # an answer to an unanswerable question is never right
             if q.answers:
+                # the figures without abstention score what it would have said had it answered:
+                # the same call, told not to abstain (only needed when it did)
+                said = ans if ans.found else bot.answer(q.text, mode=mode, abstain=False)
+                best = said.quotes or said.related
+                sentence = best[0].text if best else ""
+                short = said.text if said.quotes else ""
                 row["hit1"] = any(g in sentence for g in q.answers)
                 row["em"], row["f1"] = exact_match(short, q.answers), f1_score(short, q.answers)
                 row["sent_em"], row["sent_f1"] = exact_match(sentence, q.answers), f1_score(sentence, q.answers)
-        docs = {mode: _distinct_docs(hits)}
-        for other in MODES:
-            if other != mode:
-                docs[other] = _distinct_docs(retriever.search_vector(q.text, vector, depth, other))
+                row["right"] = row["f1"] >= 0.5  # what the confidence claims to predict
+        docs = {m: _distinct_docs(bot.search(q.text, k=depth, mode=m)) for m in MODES}
         for m, ranked in docs.items():
             row["rank"][m] = ranked.index(q.doc_id) + 1 if q.doc_id in ranked else 0
         if leave_article_out and answers:
-            out = extractor.extract(q.text, left_out.hits(q.text, vector, q.doc_id, mode), index.document, embedder, vector)
-            row["out_found"] = out.confidence >= model.threshold_for(q.text)
+            vector = None if mode == "lexical" else embedder.embed_queries([q.text])[0]
+            out = bot.extractor.extract(q.text, left_out.hits(q.text, vector, q.doc_id, mode), index.document, embedder, vector)
+            row["out_found"] = out.found
         tally.rows.append(row)
         if bar is not None:
             bar.update(1)
@@ -295,8 +310,12 @@ def evaluate(
         "chunks": built.chunks,
         "mode": mode,
         "settings": settings.as_dict(),
-        "threshold": model.threshold,
-        "vector_cache": vector_cache,
+        "reader": bot.extractor.reader.meta["trained"]["command"],
+        "articles": sorted(set(articles)) if articles is not None else "all",
+        "reliability": {
+            "all": reliability(tally.rows),
+            "odd_articles": reliability([r for r in tally.rows if r["article"] % 2 == 1]),
+        },
         "all": tally.summary(lambda r: True),
         "even_articles": tally.summary(lambda r: r["article"] % 2 == 0),
         "odd_articles": tally.summary(lambda r: r["article"] % 2 == 1),

@@ -43,11 +43,11 @@ class Settings:
     batch_size: int = 64
     embed_buffer: int = 2048
     # retrieval and answering
-    top_k: int = 5  # passages handed to the answer extractor
+    top_k: int = 5  # passages the reader reads
     candidates: int = 50  # taken from each retriever before fusion
     max_question_chars: int = 2000
-    # tuned by bench/tune_retrieval.py; the answer model reads fused scores, so it is fitted
-    # (bench/tune_answering.py) with this same fusion: change them together
+    # tuned by bench/tune_retrieval.py; the reader's confidence reads the fused score of its passage,
+    # so it is calibrated (training/calibrate_reader.py) with this same fusion: change them together
     fusion: str = "zscore"
     fusion_weight: float = 0.4
     # the vector index (see index_kinds.py)

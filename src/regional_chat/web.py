@@ -91,7 +91,7 @@ def render_context(quote: Quote, document_text: str | None, width: int = CONTEXT
     )
 
 
-def render_quote(quote: Quote, number: int, document_text: str | None, asked_in: str = "") -> str:
+def render_quote(quote: Quote, number: int, document_text: str | None, asked_in: str = "", score_label: str = "confidence") -> str:
     """One quote: a block quote with the answer highlighted, its source, and its passage behind a toggle.
 
     ``asked_in`` is the question's language: a quote in another one says which it is in.
@@ -101,7 +101,8 @@ def render_quote(quote: Quote, number: int, document_text: str | None, asked_in:
         where.append(f'<span class="rc-lang">quoted in {_text(LANGUAGE_NAMES.get(quote.language, quote.language))}</span>')
     where += [_text(quote.date)] if quote.date else []
     where += [_link(quote.source)] if quote.source else []
-    where += [f"{_text(quote.doc_id)}, characters {quote.start}–{quote.end}", f"confidence {quote.score:.2f}"]
+    # a related passage's score is how close the search found it, not a confidence in an answer
+    where += [f"{_text(quote.doc_id)}, characters {quote.start}–{quote.end}", f"{score_label} {quote.score:.2f}"]
     return (
         f'<blockquote class="rc-quote">[{number}] “{_marked(quote.text, quote.highlight)}”</blockquote>'
         f'<p class="rc-cite">— {" · ".join(where)}</p>'
@@ -116,10 +117,11 @@ def render_answer(answer: Answer, document_text: Callable[[str], str | None] = l
         parts = [f'<p class="rc-answer"><strong>{_text(answer.text)}</strong> <span class="rc-meta">(confidence {answer.confidence:.2f})</span></p>']
         parts += [render_quote(q, n, document_text(q.doc_id), asked_in) for n, q in enumerate(answer.quotes, 1)]
     else:
-        parts = [f'<p class="rc-answer"><strong>{_text(answer.text)}</strong> <span class="rc-meta">(confidence {answer.confidence:.2f})</span></p>']
+        # no confidence beside a refusal: a number there reads as trust in something not said
+        parts = [f'<p class="rc-answer"><strong>{_text(answer.text)}</strong></p>']
         if answer.related:
             parts.append('<h4 class="rc-related">Related passages (not an answer)</h4>')
-            parts += [render_quote(q, n, document_text(q.doc_id), asked_in) for n, q in enumerate(answer.related, 1)]
+            parts += [render_quote(q, n, document_text(q.doc_id), asked_in, "relevance") for n, q in enumerate(answer.related, 1)]
     if answer.search_query:
         parts.append(f'<p class="rc-meta">Searched as: {_text(answer.search_query)}</p>')
     return f'<div class="rc-reply">{"".join(parts)}</div>'

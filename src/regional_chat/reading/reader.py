@@ -1,0 +1,138 @@
+"""The trained reader: question + passages -> scored answer spans, verbatim offsets into the passages."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .windows import SpanScore, best_spans, make_windows
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader made of one question over its passages.
+
+    ``spans`` are the best span of each window, best first by the shared
+    (cross-passage) score; ``null`` is the lowest no-answer logit over the windows,
+    i.e. how strongly even the most promising window says "no answer here".
+    """
+
+    spans: tuple[SpanScore, ...]
+    null: float
+    windows: int
+
+    @property
+    def best(self) -> SpanScore | None:
+        return self.spans[0] if self.spans else None
+
+    def span_probability(self) -> float:
+        """Softmax share of the best span among all windows' best spans and the no-answer option."""
+        if not self.spans:
+            return 0.0
+        scores = np.array([s.score for s in self.spans] + [self.null])
+        scores = np.exp(scores - scores.max())
+        return float(scores[0] / scores.sum())
+
+
+class Reader:
+    """Reads a question against passages with the shipped (or a given) trained model.
+
+    Args:
+        folder: the trained reader's folder (``reader.json``, ``config.json``,
+            ``model.safetensors``; default: the weights shipped in the package).
+        threads: torch threads for inference (None: leave torch's default).
+        dtype: ``"auto"`` (bfloat16 where the CPU computes it natively, else float32),
+            ``"bfloat16"`` or ``"float32"``.
+
+    The model loads on first use (or :meth:`warm_up`); one lock keeps two
+    threads from loading it twice. Inference itself needs no lock.
+    """
+
+    def __init__(self, folder: str | Path | None = None, threads: int | None = None, dtype: str = "auto") -> None:
+        from ..embedding import cpu_has_bf16
+
+        if dtype not in ("auto", "bfloat16", "float32"):
+            raise ValueError(f"dtype must be auto, bfloat16 or float32, got {dtype!r}.")
+        self.folder = Path(folder) if folder is not None else WEIGHTS
+        self.threads = threads
+        self.dtype = ("bfloat16" if cpu_has_bf16() else "float32") if dtype == "auto" else dtype
+        self._loaded: tuple[Any, Any, dict] | None = None
+        self._lock = threading.Lock()
+        # a fast tokenizer sets its truncation state on every call: two threads at once
+        # raise "Already borrowed", so tokenising (about a millisecond) takes turns
+        self._tokenize_lock = threading.Lock()
+
+    def _load(self) -> tuple[Any, Any, dict]:
+        if self._loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    from .model import load_trained
+
+                    self._loaded = load_trained(self.folder, self.dtype)
+        return self._loaded
+
+    def warm_up(self) -> None:
+        self._load()
+
+    @property
+    def meta(self) -> dict:
+        return self._load()[2]
+
+    def read(self, question: str, passages: Sequence[str], batch: int = 16) -> Reading:
+        """Score spans of ``passages`` for ``question``."""
+        if not passages:
+            return Reading((), 0.0, 0)
+        import torch
+
+        model, tokenizer, meta = self._load()
+        with self._tokenize_lock:
+            windows = make_windows(
+                tokenizer,
+                question,
+                passages,
+                # training cut paragraphs at max_len; serving reads a whole chunk in one window
+                # when serve_max_len allows (fewer, longer windows: less time for the same text)
+                max_len=int(meta.get("serve_max_len", meta["max_len"])),
+                stride=int(meta["stride"]),
+                max_question_tokens=int(meta["max_question_tokens"]),
+            )
+        if not windows:
+            return Reading((), 0.0, 0)
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        starts, ends = [], []
+        pad = tokenizer.pad_token_id or 0
+        for i in range(0, len(windows), batch):
+            part = windows[i : i + batch]
+            n = max(len(w.input_ids) for w in part)
+            ids = torch.full((len(part), n), pad, dtype=torch.long)
+            types = torch.zeros((len(part), n), dtype=torch.long)
+            att = torch.zeros((len(part), n), dtype=torch.long)
+            for r, w in enumerate(part):
+                m = len(w.input_ids)
+                ids[r, :m] = torch.tensor(w.input_ids)
+                types[r, :m] = torch.tensor(w.token_type_ids)
+                att[r, :m] = 1
+            with torch.inference_mode():
+                out = model(input_ids=ids, token_type_ids=types, attention_mask=att)
+            s = out.start_logits.float().numpy()
+            e = out.end_logits.float().numpy()
+            for r in range(len(part)):
+                row_s = np.full(n, -1e9, dtype=np.float32)
+                row_e = np.full(n, -1e9, dtype=np.float32)
+                m = len(part[r].input_ids)
+                row_s[:m], row_e[:m] = s[r, :m], e[r, :m]
+                starts.append(row_s)
+                ends.append(row_e)
+        width = max(len(x) for x in starts)
+        S = np.stack([np.pad(x, (0, width - len(x)), constant_values=-1e9) for x in starts])
+        E = np.stack([np.pad(x, (0, width - len(x)), constant_values=-1e9) for x in ends])
+        spans = sorted(best_spans(windows, S, E, int(meta["max_answer_tokens"])), key=lambda s: -s.score)
+        null = min(float(S[w, 0] + E[w, 0]) for w in range(len(windows)))
+        return Reading(tuple(spans), null, len(windows))

@@ -1,0 +1,134 @@
+"""Question + passage -> token windows the reader reads, and spans back to characters.
+
+A window is ``[CLS] question [SEP] a slice of one passage [SEP]``; a passage
+longer than one window is cut into overlapping windows (``stride`` tokens
+shared). Every context token keeps its character offsets into its passage, so
+a span the model picks maps back to an exact slice of the passage text: the
+reader never writes text, it only points into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model input: ``passage`` is the index of the passage its context tokens come from."""
+
+    passage: int
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...]
+    # (start, end) character offsets into the passage for context tokens; (-1, -1) for the rest
+    offsets: tuple[tuple[int, int], ...]
+
+    @property
+    def context(self) -> np.ndarray:
+        """Positions of the context tokens."""
+        return np.array([i for i, (s, _) in enumerate(self.offsets) if s >= 0], dtype=np.int64)
+
+
+def trim_question(tokenizer: Any, question: str, max_tokens: int) -> str:
+    """The question cut after ``max_tokens`` tokens (at a token's end, so it stays the user's own text)."""
+    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = enc["offset_mapping"]
+    if len(offsets) <= max_tokens:
+        return question
+    return question[: offsets[max_tokens - 1][1]]
+
+
+def make_windows(
+    tokenizer: Any,
+    question: str,
+    passages: Sequence[str],
+    *,
+    max_len: int = 256,
+    stride: int = 96,
+    max_question_tokens: int = 64,
+) -> list[Window]:
+    """The windows of ``passages`` for ``question``, passage by passage, in order.
+
+    Args:
+        tokenizer: a transformers fast tokenizer (offsets are needed).
+        question: the question; cut to ``max_question_tokens`` tokens.
+        passages: the texts to read.
+        max_len: tokens per window, special tokens included.
+        stride: tokens two windows of one passage share.
+
+    Returns:
+        Windows; ``passage`` says which passage each one reads.
+    """
+    if not passages:
+        return []
+    question = trim_question(tokenizer, question, max_question_tokens)
+    enc = tokenizer(
+        [question] * len(passages),
+        list(passages),
+        truncation="only_second",
+        max_length=max_len,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        return_token_type_ids=True,
+        padding=False,
+    )
+    windows = []
+    for i, sample in enumerate(enc["overflow_to_sample_mapping"]):
+        seq = enc.sequence_ids(i)
+        offsets = tuple(
+            (int(o[0]), int(o[1])) if s == 1 and o[1] > o[0] else (-1, -1) for s, o in zip(seq, enc["offset_mapping"][i])
+        )
+        windows.append(
+            Window(
+                passage=int(sample),
+                input_ids=tuple(enc["input_ids"][i]),
+                token_type_ids=tuple(enc["token_type_ids"][i]),
+                offsets=offsets,
+            )
+        )
+    return windows
+
+
+@dataclass(frozen=True)
+class SpanScore:
+    """The best span of one window: character offsets into its passage and the logits that chose it."""
+
+    window: int
+    passage: int
+    start: int
+    end: int
+    score: float  # start logit + end logit
+    null: float  # the window's no-answer logit: start + end logit of the first ([CLS]) token
+
+
+def best_spans(
+    windows: Sequence[Window],
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    max_answer_tokens: int = 30,
+    per_window: int = 1,
+) -> list[SpanScore]:
+    """The ``per_window`` best spans (start <= end, at most ``max_answer_tokens``) of every window."""
+    out: list[SpanScore] = []
+    for w, window in enumerate(windows):
+        ctx = window.context
+        if len(ctx) == 0:
+            continue
+        s = start_logits[w, ctx].astype(np.float64)
+        e = end_logits[w, ctx].astype(np.float64)
+        grid = s[:, None] + e[None, :]
+        n = len(ctx)
+        rows, cols = np.indices((n, n))
+        grid[(cols < rows) | (cols - rows >= max_answer_tokens)] = -np.inf
+        flat = np.argsort(grid, axis=None)[::-1][:per_window]
+        null = float(start_logits[w, 0] + end_logits[w, 0])
+        for f in flat:
+            i, j = divmod(int(f), n)
+            if not np.isfinite(grid[i, j]):
+                continue
+            a, b = window.offsets[ctx[i]][0], window.offsets[ctx[j]][1]
+            out.append(SpanScore(w, window.passage, a, b, float(grid[i, j]), null))
+    return out

@@ -1,0 +1,216 @@
+"""reading/: windows and spans map back to exact characters; the answerer quotes verbatim; the shipped reader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer, is_answer_text, load_calibration
+from regional_chat.reading.model import ReaderError, backbone_folder, load_tokenizer, load_trained
+from regional_chat.reading.reader import WEIGHTS, Reader, Reading
+from regional_chat.reading.windows import SpanScore, best_spans, make_windows, trim_question
+from regional_chat.types import Chunk, Document, Hit
+
+ARTICLE = Path(__file__).resolve().parents[1] / "corpus" / "kazakhstan-un-preventive-diplomacy-unrcca-meeting.txt"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(backbone_folder("minilm"))
+
+
+def test_context_tokens_point_at_the_exact_characters_of_their_passage(tokenizer):
+    passages = ["UNRCCA was founded in 2007 in Ashgabat.", "Kaha Imnadze heads it\nsince 2023 — «Центр» too."]
+    windows = make_windows(tokenizer, "Who heads UNRCCA?", passages)
+    assert [w.passage for w in windows] == [0, 1]
+    for w in windows:
+        text = passages[w.passage]
+        pieces = [text[s:e] for s, e in w.offsets if s >= 0]
+        assert pieces and all(p.strip() == p and p for p in pieces)
+        # the pieces, in order, are the passage without its white space
+        assert "".join(pieces).lower() == "".join(text.split()).lower()
+        assert len(w.input_ids) == len(w.offsets) == len(w.token_type_ids)
+
+
+def test_a_long_passage_is_read_in_overlapping_windows_that_cover_it(tokenizer):
+    passage = " ".join(f"Sentence {i} names the town of Place{i}." for i in range(120))
+    windows = make_windows(tokenizer, "Which town?", [passage], max_len=64, stride=16)
+    assert len(windows) > 5 and all(len(w.input_ids) <= 64 for w in windows)
+    covered = set()
+    for w in windows:
+        for s, e in w.offsets:
+            if s >= 0:
+                covered.update(range(s, e))
+    assert covered == {i for i, ch in enumerate(passage) if not ch.isspace()}
+    # neighbouring windows share tokens (the stride), so an answer on a border is whole in one of them
+    first = {o for o in windows[0].offsets if o[0] >= 0}
+    second = {o for o in windows[1].offsets if o[0] >= 0}
+    assert len(first & second) == 16
+
+
+def test_a_long_question_is_cut_at_a_token_end(tokenizer):
+    q = "where " * 200
+    cut = trim_question(tokenizer, q, 10)
+    assert q.startswith(cut) and cut.endswith("where") and len(cut.split()) == 10
+    assert trim_question(tokenizer, "short one?", 10) == "short one?"
+
+
+def test_best_span_takes_the_highest_start_plus_end_within_the_length_limit(tokenizer):
+    passage = "Kaha Imnadze heads the centre in Ashgabat."
+    (window,) = make_windows(tokenizer, "Who?", [passage])
+    ctx = window.context
+    n = len(window.input_ids)
+    start = np.zeros((1, n))
+    end = np.zeros((1, n))
+    start[0, ctx[0]], end[0, ctx[1]] = 5.0, 5.0  # the first two context tokens: 10
+    start[0, ctx[3]] = 9.0  # with the end at ctx[1] it would make 14, but an end before its start never counts
+    start[0, 0], end[0, 0] = 1.0, 2.0
+    (span,) = best_spans([window], start, end, max_answer_tokens=30)
+    assert span.score == pytest.approx(10.0) and span.null == 3.0
+    assert (span.start, span.end) == (window.offsets[ctx[0]][0], window.offsets[ctx[1]][1])
+    assert passage[span.start : span.end].lower().startswith("kaha")
+
+
+def test_the_answer_length_limit_is_kept(tokenizer):
+    passage = "one two three four five six seven eight nine ten"
+    (window,) = make_windows(tokenizer, "What?", [passage])
+    ctx = window.context
+    n = len(window.input_ids)
+    start, end = np.zeros((1, n)), np.zeros((1, n))
+    start[0, ctx[0]], end[0, ctx[-1]] = 10.0, 10.0
+    (span,) = best_spans([window], start, end, max_answer_tokens=3)
+    assert len(passage[span.start : span.end].split()) <= 3
+
+
+class FixedReader(Reader):
+    """The reader's network replaced by given spans: what the answerer does with them is under test."""
+
+    def __init__(self, spans, null=0.0):
+        super().__init__(folder=WEIGHTS)
+        self.spans = spans
+        self.null = null
+
+    def read(self, question, passages, batch=16):
+        return Reading(tuple(self.spans), self.null, len(passages))
+
+
+def _hits(text: str, doc_id: str = "a.txt", pieces=((0, None),)):
+    out = []
+    for seq, (a, b) in enumerate(pieces):
+        b = len(text) if b is None else b
+        out.append(Hit(Chunk(seq + 1, doc_id, seq, a, b, text[a:b]), score=1.0 - 0.1 * seq))
+    return out
+
+
+TEXT = "The centre opened in 2007. It is headed by Kaha Imnadze, who arrived in May. Its seat is Ashgabat."
+DOC = Document("a.txt", TEXT, "A", "0" * 64, {"source": "https://example.org/a"})
+
+
+def test_the_answer_quotes_the_sentence_holding_the_span_verbatim():
+    at = TEXT.index("Kaha Imnadze")
+    hits = _hits(TEXT, pieces=((0, 26), (27, len(TEXT))))
+    span = SpanScore(0, 1, at - 27, at - 27 + len("Kaha Imnadze"), 9.0, 1.0)
+    answerer = ReaderAnswerer(FixedReader([span]), Calibration.uncalibrated())
+    answer = answerer.extract("Who heads it?", hits, {"a.txt": DOC}.__getitem__)
+    assert answer.found and answer.text == "Kaha Imnadze"
+    (quote,) = answer.quotes
+    assert TEXT[quote.start : quote.end] == quote.text == "It is headed by Kaha Imnadze, who arrived in May."
+    assert quote.highlighted_text == "Kaha Imnadze" and quote.source == "https://example.org/a"
+
+
+def test_a_low_margin_is_refused_and_never_shows_a_high_confidence():
+    span = SpanScore(0, 0, 21, 25, 1.0, 6.0)  # the window's no-answer score beats the span
+    answerer = ReaderAnswerer(FixedReader([span], null=6.0), Calibration.uncalibrated())
+    answer = answerer.extract("When?", _hits(TEXT), {"a.txt": DOC}.__getitem__)
+    assert not answer.found and not answer.quotes and answer.related
+    assert answer.confidence < answerer.calibration.threshold
+    assert answer.related[0].highlight is None and TEXT[answer.related[0].start : answer.related[0].end] == answer.related[0].text
+    told = answerer.extract("When?", _hits(TEXT), {"a.txt": DOC}.__getitem__, abstain=False)
+    assert not told.found and told.text == "2007" and told.quotes
+
+
+def test_markup_and_spans_without_letters_are_never_answers():
+    assert not is_answer_text("a <script>x</script> b", 2, 9) and not is_answer_text("a -- b", 2, 4)
+    assert not is_answer_text("see </div> here", 4, 9) and is_answer_text("x < 5 and y > 3", 0, 5)
+    assert is_answer_text("Kaha Imnadze, 2007", 0, 12)
+    text = "Alert: <script>alert(1)</script> was found in the page."
+    doc = Document("s.txt", text, "S", "0" * 64)
+    span = SpanScore(0, 0, 7, 14, 20.0, -5.0)  # "<script": a huge margin, still no answer
+    assert text[7:14] == "<script"
+    answer = ReaderAnswerer(FixedReader([span], null=-5.0), Calibration.uncalibrated()).extract("What?", _hits(text, "s.txt"), {"s.txt": doc}.__getitem__)
+    assert not answer.found and answer.confidence <= 0.5
+
+
+def test_no_passages_is_no_answer_without_loading_a_model(tmp_path):
+    reader = Reader(tmp_path)  # no weights there: reading nothing must not need them
+    assert reader.read("Who?", []) == Reading((), 0.0, 0)
+    answer = ReaderAnswerer(reader, Calibration.uncalibrated()).extract("Who?", [], {}.__getitem__)
+    assert not answer.found and answer.confidence == 0.0 and not answer.quotes and not answer.related
+
+
+def test_calibration_refuses_features_it_was_not_fitted_on():
+    cal = Calibration.uncalibrated()
+    data = cal.to_json()
+    assert Calibration.from_json(data) == cal
+    with pytest.raises(ValueError, match="refit"):
+        Calibration.from_json({**data, "features": ["margin"]})
+    assert cal.probability([3.0] + [0.0] * (len(FEATURES) - 1)) > cal.probability([-3.0] + [0.0] * (len(FEATURES) - 1))
+
+
+def test_a_missing_or_foreign_reader_folder_fails_with_what_to_run(tmp_path):
+    with pytest.raises(ReaderError, match="train_reader.py"):
+        load_trained(tmp_path)
+    (tmp_path / "reader.json").write_text(json.dumps({"format": 999, "backbone": "minilm"}))
+    with pytest.raises(ReaderError, match="format 999"):
+        load_trained(tmp_path)
+
+
+# ------------------------------------------------------------------ the shipped weights (real model)
+
+
+@pytest.mark.slow
+def test_the_shipped_reader_reads_what_its_file_says_it_read():
+    meta = json.loads((WEIGHTS / "reader.json").read_text())
+    assert meta["format"] == 1 and meta["backbone"] in ("minilm", "e5")
+    assert meta["trained"]["data"] and all(len(h) == 64 for h in meta["trained"]["data"].values())
+    assert (WEIGHTS / "model.safetensors").stat().st_size < 60 * 2**20
+    probe = meta["probe"]
+    assert load_calibration().fitted_on != "uncalibrated"
+    # the probe was read in float32; bfloat16 (native on some CPUs, slow on others) must pick the same span
+    for dtype, tolerance in (("float32", 0.01), ("bfloat16", 0.5)):
+        best = Reader(dtype=dtype).read(probe["question"], [probe["passage"]]).best
+        assert (best.start, best.end) == (probe["start"], probe["end"]), dtype
+        assert best.score == pytest.approx(probe["score"], abs=tolerance), dtype
+
+
+@pytest.mark.slow
+def test_the_shipped_reader_names_who_heads_the_unrcca():
+    text = ARTICLE.read_text(encoding="utf-8")
+    doc = Document(ARTICLE.name, text, "Kazakhstan", "0" * 64)
+    paragraphs, pos = [], 0
+    for line in text.split("\n"):
+        if line.strip():
+            paragraphs.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    hits = [Hit(Chunk(i + 1, ARTICLE.name, i, a, b, text[a:b]), score=1.0) for i, (a, b) in enumerate(paragraphs)]
+    answer = ReaderAnswerer().extract("Who heads the UNRCCA?", hits, {ARTICLE.name: doc}.__getitem__)
+    assert answer.found and "Imnadze" in answer.text
+    quote = answer.quotes[0]
+    assert text[quote.start : quote.end] == quote.text and "Imnadze" in quote.highlighted_text
+
+
+@pytest.mark.slow
+def test_one_reader_answers_from_several_threads_as_from_one():
+    from concurrent.futures import ThreadPoolExecutor
+
+    text = ARTICLE.read_text(encoding="utf-8")
+    passages = [p for p in text.split("\n") if p.strip()]
+    questions = ["Who heads the UNRCCA?", "When was UNRCCA founded?", "Where is UNRCCA headquartered?", "Who is Murat Nurtleu?"] * 3
+    reader = Reader()
+    alone = [reader.read(q, passages).best for q in questions]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda q: reader.read(q, passages).best, questions))
+    assert [(s.passage, s.start, s.end) for s in together] == [(s.passage, s.start, s.end) for s in alone]

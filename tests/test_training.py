@@ -1,0 +1,64 @@
+"""training/train_reader.py: a few steps on a tiny hand-written slice make the loss fall and leave a loadable reader."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train_module():
+    spec = importlib.util.spec_from_file_location("train_reader", ROOT / "training" / "train_reader.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["train_reader"] = module  # its dataclasses look their module up while they are made
+    spec.loader.exec_module(module)
+    return module
+
+
+FACTS = [
+    ("The Aral Sea lies between Kazakhstan and Uzbekistan and shrank after 1960.", [("Which countries border the Aral Sea?", "Kazakhstan and Uzbekistan"), ("When did the Aral Sea start to shrink?", "1960")]),
+    ("Astana became the capital of Kazakhstan in 1997, replacing Almaty.", [("Which city did Astana replace as capital?", "Almaty"), ("When did Astana become the capital?", "1997")]),
+    ("The Rogun dam on the Vakhsh river is built by Tajikistan.", [("Which river is the Rogun dam on?", "Vakhsh"), ("Who builds the Rogun dam?", "Tajikistan")]),
+    ("Bishkek hosted the summit of the Shanghai Cooperation Organisation in 2019.", [("Which city hosted the 2019 summit?", "Bishkek"), ("Which organisation held the summit?", "the Shanghai Cooperation Organisation")]),
+]
+
+
+def _squad(path: Path, with_impossible: bool) -> None:
+    articles = []
+    for a, (context, qas) in enumerate(FACTS):
+        rows = [{"id": f"q{a}{i}", "question": q, "answers": [{"text": t, "answer_start": context.index(t)}]} for i, (q, t) in enumerate(qas)]
+        if with_impossible:
+            rows.append({"id": f"u{a}", "question": "Who was the first astronaut?", "answers": [], "is_impossible": True})
+        articles.append({"title": f"T{a}", "paragraphs": [{"context": context, "qas": rows}]})
+    path.write_text(json.dumps({"data": articles}), encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_few_training_steps_lower_the_loss_and_write_a_reader_with_its_contract(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    _squad(data / "squad-dev-v1.1.json", with_impossible=False)
+    _squad(data / "squad-dev-v2.0-tune-half.json", with_impossible=True)
+    out = tmp_path / "reader"
+    train = _train_module()
+    # the same few windows over and over: a working loop must fit them
+    assert train.main(["--data", str(data), "--out", str(out), "--steps", "12", "--lr", "5e-4", "--warmup", "0.1",
+                       "--windows-per-batch", "64", "--log-every", "3", "--threads", "2", "--device", "cpu"]) == 0
+    meta = json.loads((out / "reader.json").read_text())
+    curve = [loss for _, loss in meta["trained"]["loss_curve"]]
+    assert len(curve) == 4 and curve[-1] < 0.7 * curve[0], curve
+    assert set(meta["trained"]["data"]) == {"squad-dev-v1.1.json", "squad-dev-v2.0-tune-half.json"}
+    assert meta["trained"]["data"]["squad-dev-v1.1.json"] == train.sha256(data / "squad-dev-v1.1.json")
+    assert "train_reader.py" in meta["trained"]["command"] and meta["trained"]["seed"] == 13
+    # only even-indexed articles train (T0, T2), with their unanswerable questions, and a distractor each
+    assert meta["trained"]["questions"] == 6 and meta["trained"]["unanswerable"] == 2
+    from regional_chat.reading.reader import Reader
+
+    probe = meta["probe"]
+    best = Reader(out).read(probe["question"], [probe["passage"]]).best
+    assert (best.start, best.end) == (probe["start"], probe["end"])

@@ -1,0 +1,396 @@
+"""Train the extractive reader from ../shared/data and write the shipped weights.
+
+    python training/train_reader.py                      # the shipped reader (CPU: see training/README.md)
+    python training/train_reader.py --limit 64 --steps 6 --out /tmp/r   # a smoke run
+
+Data (nothing of it is committed; its SHA-256 goes into reader.json):
+  * SQuAD v1.1 dev, even-indexed articles, except the four that are odd in the SQuAD v2.0 tune
+    half (so the odd halves of both files stay held out for the figures in docs/QUALITY.md);
+  * the unanswerable questions of the SQuAD v2.0 tune half on those same articles;
+  * the SQuAD v1.1 and v2.0 train fragments (deduplicated by question id).
+Every answerable question is also read against ``--distractors`` other paragraphs of its
+pool, the best BM25 matches for it, labelled no-answer. The loss is the usual per-window
+start/end cross-entropy (no-answer = the first token) plus a shared-normalisation term: one
+softmax over the context tokens of all of a question's windows, so span scores compare across
+passages the way the assistant uses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from regional_chat.reading import model as reader_model  # noqa: E402
+from regional_chat.reading.windows import Window, make_windows  # noqa: E402
+
+DEFAULT_OUT = ROOT / "src" / "regional_chat" / "reading" / "weights"
+
+
+@dataclass
+class Example:
+    qid: str
+    question: str
+    context: str
+    answer_start: int | None  # None: no answer in this context
+    answer_text: str
+    title: str
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _squad(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
+def training_examples(data: Path) -> tuple[list[Example], list[str], dict[str, list[str]]]:
+    """(answerable and unanswerable examples with their gold paragraph, files used, paragraph pool per source)."""
+    v11 = _squad(data / "squad-dev-v1.1.json")
+    v20 = _squad(data / "squad-dev-v2.0-tune-half.json")
+    v20_odd = {a["title"] for i, a in enumerate(v20) if i % 2 == 1}
+    train_titles = {a["title"] for i, a in enumerate(v11) if i % 2 == 0} - v20_odd
+    files = ["squad-dev-v1.1.json", "squad-dev-v2.0-tune-half.json"]
+    out: list[Example] = []
+    seen: set[str] = set()
+    pools: dict[str, list[str]] = {"dev": [], "train": []}
+
+    def add(articles, pool: str, answerable_only: bool, unanswerable_only: bool = False, titles=None) -> None:
+        for art in articles:
+            if titles is not None and art["title"] not in titles:
+                continue
+            for para in art["paragraphs"]:
+                ctx = para["context"]
+                if ctx not in pools[pool]:
+                    pools[pool].append(ctx)
+                for qa in para["qas"]:
+                    impossible = bool(qa.get("is_impossible")) or not qa.get("answers")
+                    if qa["id"] in seen or (answerable_only and impossible) or (unanswerable_only and not impossible):
+                        continue
+                    seen.add(qa["id"])
+                    if impossible:
+                        out.append(Example(qa["id"], qa["question"], ctx, None, "", art["title"]))
+                    else:
+                        a = qa["answers"][0]
+                        out.append(Example(qa["id"], qa["question"], ctx, int(a["answer_start"]), a["text"], art["title"]))
+
+    add(v11, "dev", answerable_only=True, titles=train_titles)
+    add(v20, "dev", answerable_only=False, unanswerable_only=True, titles=train_titles)
+    frag = data / "squad-train-fragments"
+    for name in ("train-v2.0-fragment.json", "train-v1.1-fragment.json"):
+        if (frag / name).is_file():
+            add(_squad(frag / name), "train", answerable_only=False)
+            files.append(f"squad-train-fragments/{name}")
+    return out, files, pools
+
+
+def add_distractors(examples: list[Example], pools: dict[str, list[str]], per_question: int, seed: int) -> list[Example]:
+    """For every answerable example, the ``per_question`` best-BM25 other paragraphs of its pool, labelled no-answer."""
+    import bm25s
+
+    if per_question <= 0:
+        return []
+    by_ctx = {}
+    for pool, texts in pools.items():
+        for t in texts:
+            by_ctx[t] = pool
+    out = []
+    for pool, texts in pools.items():
+        if len(texts) < 2:
+            continue  # no other paragraph to distract with
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+        mine = [e for e in examples if by_ctx.get(e.context) == pool and e.answer_start is not None]
+        if not mine:
+            continue
+        q_tokens = bm25s.tokenize([e.question for e in mine], stopwords="en", show_progress=False)
+        k = min(per_question + 1, len(texts))
+        docs, _ = retriever.retrieve(q_tokens, k=k, show_progress=False, n_threads=1)
+        for e, row in zip(mine, docs):
+            picked = [texts[int(i)] for i in row if texts[int(i)] != e.context][:per_question]
+            for ctx in picked:
+                if e.answer_text and e.answer_text in ctx:
+                    continue  # the answer's words sit in this paragraph too: not a clean negative
+                out.append(Example(e.qid, e.question, ctx, None, "", e.title))
+    return out
+
+
+def label(window: Window, ex: Example) -> tuple[int, int]:
+    """Token positions of the answer in ``window``, or (0, 0) when the window does not hold all of it."""
+    if ex.answer_start is None:
+        return 0, 0
+    a, b = ex.answer_start, ex.answer_start + len(ex.answer_text)
+    ctx = [i for i, (s, e) in enumerate(window.offsets) if s >= 0]
+    if not ctx or window.offsets[ctx[0]][0] > a or window.offsets[ctx[-1]][1] < b:
+        return 0, 0
+    start = next(i for i in ctx if window.offsets[i][1] > a)
+    end = next(i for i in reversed(ctx) if window.offsets[i][0] < b)
+    return (start, end) if start <= end else (0, 0)
+
+
+@dataclass
+class Feature:
+    qid: str
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...]
+    context_mask: np.ndarray  # bool per token: a context token
+    start: int
+    end: int
+
+
+def featurise(tokenizer, examples: list[Example], max_len: int, stride: int) -> list[Feature]:
+    feats = []
+    for ex in examples:
+        for w in make_windows(tokenizer, ex.question, [ex.context], max_len=max_len, stride=stride):
+            s, e = label(w, ex)
+            mask = np.array([o[0] >= 0 for o in w.offsets], dtype=bool)
+            feats.append(Feature(ex.qid, w.input_ids, w.token_type_ids, mask, s, e))
+    return feats
+
+
+def batches(feats: list[Feature], windows_per_batch: int, rng: random.Random) -> list[list[Feature]]:
+    """Batches of whole questions (all windows of a question together, for the shared softmax), similar lengths together."""
+    groups: dict[str, list[Feature]] = {}
+    for f in feats:
+        groups.setdefault(f.qid, []).append(f)
+    qids = list(groups)
+    rng.shuffle(qids)
+    out: list[list[Feature]] = []
+    # sort within blocks of ~50 batches by length: less padding, still shuffled
+    block = windows_per_batch * 50
+    i = 0
+    while i < len(qids):
+        chunk, n = [], 0
+        while i < len(qids) and n < block:
+            chunk.append(qids[i])
+            n += len(groups[qids[i]])
+            i += 1
+        chunk.sort(key=lambda q: max(len(f.input_ids) for f in groups[q]))
+        cur: list[Feature] = []
+        for q in chunk:
+            if cur and len(cur) + len(groups[q]) > windows_per_batch:
+                out.append(cur)
+                cur = []
+            cur.extend(groups[q])
+        if cur:
+            out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+def collate(batch: list[Feature], pad_id: int):
+    import torch
+
+    n = max(len(f.input_ids) for f in batch)
+    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+    types = torch.zeros((len(batch), n), dtype=torch.long)
+    att = torch.zeros((len(batch), n), dtype=torch.long)
+    ctx = torch.zeros((len(batch), n), dtype=torch.bool)
+    for i, f in enumerate(batch):
+        m = len(f.input_ids)
+        ids[i, :m] = torch.tensor(f.input_ids)
+        types[i, :m] = torch.tensor(f.token_type_ids)
+        att[i, :m] = 1
+        ctx[i, :m] = torch.from_numpy(f.context_mask)
+    starts = torch.tensor([f.start for f in batch])
+    ends = torch.tensor([f.end for f in batch])
+    return ids, types, att, ctx, starts, ends
+
+
+def loss_of(start_logits, end_logits, ctx, starts, ends, qids: list[str], shared_weight: float):
+    """Per-window cross-entropy plus the shared softmax over all windows of each answerable question."""
+    import torch
+    import torch.nn.functional as F
+
+    allowed = ctx.clone()
+    allowed[:, 0] = True  # the no-answer position
+    neg = torch.finfo(start_logits.dtype).min
+    s = start_logits.masked_fill(~allowed, neg)
+    e = end_logits.masked_fill(~allowed, neg)
+    loss = (F.cross_entropy(s, starts) + F.cross_entropy(e, ends)) / 2
+    if shared_weight <= 0:
+        return loss
+    shared = []
+    rows: dict[str, list[int]] = {}
+    for i, q in enumerate(qids):
+        rows.setdefault(q, []).append(i)
+    for q, idx in rows.items():
+        idx_t = torch.tensor(idx)
+        if int((starts[idx_t] > 0).sum()) == 0:
+            continue  # unanswerable: the per-window term already teaches "no answer"
+        for logits, gold in ((start_logits, starts), (end_logits, ends)):
+            lg = logits[idx_t].masked_fill(~ctx[idx_t], neg)
+            flat = lg.reshape(-1)
+            gold_mask = torch.zeros_like(lg, dtype=torch.bool)
+            for r, i in enumerate(idx):
+                if int(gold[i]) > 0:
+                    gold_mask[r, int(gold[i])] = True
+            shared.append(torch.logsumexp(flat, 0) - torch.logsumexp(flat.masked_fill(~gold_mask.reshape(-1), neg), 0))
+    if shared:
+        loss = loss + shared_weight * torch.stack(shared).mean() / 2
+    return loss
+
+
+PROBE_QUESTION = "Where is the UNRCCA headquartered?"
+PROBE_PASSAGE = (
+    "UNRCCA, founded in 2007 through the collaborative efforts of Central Asian governments and the United Nations, "
+    "is a special political mission of the UN Department of Political Affairs, headquartered in Ashgabat, Turkmenistan."
+)
+
+
+def record_probe(folder: Path) -> dict:
+    """Read a fixed question with the saved weights and record what came out, for the loading test to compare."""
+    from regional_chat.reading.reader import Reader
+
+    reading = Reader(folder, dtype="float32").read(PROBE_QUESTION, [PROBE_PASSAGE])  # float32: the same on every CPU
+    best = reading.best
+    probe = {"question": PROBE_QUESTION, "passage": PROBE_PASSAGE, "start": best.start, "end": best.end,
+             "text": PROBE_PASSAGE[best.start : best.end], "score": round(best.score, 3), "null": round(best.null, 3)}
+    meta_path = folder / "reader.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["probe"] = probe
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return probe
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--backbone", choices=reader_model.BACKBONES, default="minilm")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: run the epochs)")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=float, default=0.06)
+    p.add_argument("--windows-per-batch", type=int, default=32)
+    p.add_argument("--max-len", type=int, default=256)
+    p.add_argument("--stride", type=int, default=96)
+    p.add_argument("--distractors", type=int, default=1)
+    p.add_argument("--shared-weight", type=float, default=1.0)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N questions (after shuffling): smoke runs and pilots")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--log-every", type=int, default=20)
+    args = p.parse_args(argv)
+
+    import torch
+    from safetensors.torch import save_file
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    t0 = time.time()
+    examples, files, pools = training_examples(args.data)
+    rng = random.Random(args.seed)
+    rng.shuffle(examples)
+    if args.limit:
+        examples = examples[: args.limit]
+    negatives = add_distractors(examples, pools, args.distractors, args.seed)
+    model, tokenizer = reader_model.new_model(args.backbone)
+    feats = featurise(tokenizer, examples + negatives, args.max_len, args.stride)
+    n_q = len({e.qid for e in examples})
+    print(
+        f"{n_q} questions ({sum(e.answer_start is None for e in examples)} unanswerable), {len(negatives)} distractor "
+        f"paragraphs, {len(feats)} windows; prepared in {time.time() - t0:.0f} s",
+        flush=True,
+    )
+    model.to(device)
+    model.train()
+    params = [p_ for p_ in model.parameters() if p_.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    per_epoch = len(batches(feats, args.windows_per_batch, random.Random(0)))
+    total = args.steps or max(1, int(math.ceil(per_epoch * args.epochs)))
+    warm = max(1, int(total * args.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    pad = tokenizer.pad_token_id or 0
+    step, losses, curve = 0, [], []
+    t_train = time.time()
+    epoch = 0
+    while step < total:
+        for batch in batches(feats, args.windows_per_batch, random.Random(args.seed + epoch)):
+            if step >= total:
+                break
+            ids, types, att, ctx, starts, ends = (t.to(device) for t in collate(batch, pad))
+            with torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16):
+                out = model(input_ids=ids, token_type_ids=types, attention_mask=att)
+            loss = loss_of(out.start_logits.float(), out.end_logits.float(), ctx, starts, ends, [f.qid for f in batch], args.shared_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            if step % args.log_every == 0 or step == total:
+                mean = float(np.mean(losses[-args.log_every :]))
+                curve.append([step, round(mean, 4)])
+                print(f"step {step}/{total}  loss {mean:.3f}  {time.time() - t_train:.0f} s", flush=True)
+        epoch += 1
+    seconds = time.time() - t_train
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(str(args.out))
+    save_file(reader_model.shipped_tensors(model, args.backbone), str(args.out / "model.safetensors"))
+    if args.backbone == "minilm":
+        tokenizer.save_pretrained(str(args.out))  # e5's tokenizer comes with its recovered encoder
+    meta = {
+        "format": reader_model.FORMAT,
+        "backbone": args.backbone,
+        "max_len": args.max_len,
+        "stride": args.stride,
+        "max_question_tokens": 64,
+        "max_answer_tokens": 30,
+        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
+        "backbone_model": reader_model.backbone_id(args.backbone),
+        "trained": {
+            "command": "python training/train_reader.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "commit": git_commit(),
+            "seed": args.seed,
+            "device": device,
+            "threads": args.threads,
+            "seconds": round(seconds, 1),
+            "steps": step,
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "windows_per_batch": args.windows_per_batch,
+            "distractors": args.distractors,
+            "shared_weight": args.shared_weight,
+            "questions": n_q,
+            "unanswerable": sum(e.answer_start is None for e in examples),
+            "distractor_paragraphs": len(negatives),
+            "windows": len(feats),
+            "loss_curve": curve,
+            "data": {f: sha256(args.data / f) for f in files},
+        },
+    }
+    (args.out / "reader.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    probe = record_probe(args.out)
+    print(f"probe: {probe['question']!r} -> {probe['text']!r}")
+    print(f"wrote {args.out} after {step} steps in {seconds:.0f} s; loss {curve[0][1] if curve else '-'} -> {curve[-1][1] if curve else '-'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
