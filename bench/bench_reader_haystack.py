@@ -35,6 +35,13 @@ Systems, all on the same ``--reader`` folder (the same bf16 safetensors):
 Questions are run interleaved (question i: every system in turn, order rotated by i) so that a
 shared machine's load drifts over all systems alike; each system answered one question untimed
 before the timed loop. Latency: time.perf_counter() around ``reader.read`` / ``reader.run``.
+SIGTERM or Ctrl-C during the timed loop writes the questions done so far (``stopped_early`` says so).
+On a machine shared with another CPU-bound job use ``--threads 1``: two threads then run about 4x slower.
+
+Worth knowing when reading the numbers: Haystack scores spans as sigmoid(0.1 * (start + end logit))
+in the model's dtype, so with a bfloat16 model the scores are coarse and many spans tie (top-k then
+picks among them); most haystack-matched+types vs ours disagreements are such ties, and the rest
+are spans over max_answer_tokens, which Haystack has no limit for.
 """
 
 from __future__ import annotations
