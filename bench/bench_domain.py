@@ -61,15 +61,22 @@ def domain_assistant(settings: Settings, data: Path, work: Path = Path("/tmp/rc-
     return Assistant(load_index(index_dir, settings, embedder), settings, embedder, corpus)
 
 
+def is_right(row: dict, text: str, doc_id: str) -> bool:
+    """A short answer ``text`` found in ``doc_id`` answers ``row``: F1 >= 0.5 against a gold answer, and
+    from the speech the question names when it names its country and year."""
+    if not row["answerable"] or f1_score(text, [a["text"] for a in row["answers"]]) < 0.5:
+        return False
+    return row["kind"] != "country-year" or doc_id == doc_id_of(row["doc"])
+
+
 def judge(row: dict, answer) -> dict:
     golds = [a["text"] for a in row["answers"]]
     out = {"id": row["id"], "kind": row["kind"], "language": row["language"], "answerable": row["answerable"], "found": answer.found,
            "confidence": answer.confidence, "text": answer.text if answer.found else "", "quote_doc": answer.quotes[0].doc_id if answer.quotes else ""}
     if row["answerable"]:
         f1 = max(f1_score(answer.text, golds), 0.0) if answer.found else 0.0
-        right_doc = row["kind"] != "country-year" or (answer.quotes and answer.quotes[0].doc_id == doc_id_of(row["doc"]))
         out["f1"] = round(f1, 3)
-        out["right"] = bool(answer.found and f1 >= 0.5 and right_doc)
+        out["right"] = bool(answer.found and is_right(row, answer.text, answer.quotes[0].doc_id if answer.quotes else ""))
         shown = answer.quotes or answer.related
         out["quote_holds_answer"] = bool(shown) and any(" ".join(g.split()) in " ".join(shown[0].text.split()) for g in golds)
     else:

@@ -28,15 +28,15 @@ from regional_chat.evaluation import exact_match, f1_score  # noqa: E402
 from regional_chat.reading.reader import WEIGHTS, Reader  # noqa: E402
 
 
-def squad_odd(data: Path, limit: int) -> list[tuple[str, str, list[str], list[str]]]:
-    """(question, gold paragraph, gold answers, the article's other paragraphs), held-out articles only."""
+def squad_odd(data: Path, limit: int) -> list[tuple[str, str, list[str], list[str], str]]:
+    """(question, gold paragraph, gold answers, the article's other paragraphs, question id), held-out articles only."""
     rows = []
     for i, art in enumerate(json.loads((data / "squad-dev-v1.1.json").read_text())["data"]):
         if i % 2 == 1:
             paras = [p["context"] for p in art["paragraphs"]]
             for para in art["paragraphs"]:
                 for qa in para["qas"]:
-                    rows.append((qa["question"], para["context"], [a["text"] for a in qa["answers"]], [c for c in paras if c != para["context"]]))
+                    rows.append((qa["question"], para["context"], [a["text"] for a in qa["answers"]], [c for c in paras if c != para["context"]], qa["id"]))
     random.Random(0).shuffle(rows)
     return rows[:limit]
 
@@ -45,7 +45,7 @@ def with_distractors(rows, n: int) -> list[tuple[str, list[str], list[str]]]:
     import bm25s
 
     out = []
-    for q, ctx, golds, others in rows:
+    for q, ctx, golds, others, _qid in rows:
         passages = [ctx]
         if n and others:
             r = bm25s.BM25()

@@ -50,7 +50,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -61,33 +60,18 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))  # bench_reader: the same questions and passages
 
 from regional_chat.evaluation import exact_match, f1_score, normalize_answer  # noqa: E402
 
 
 def build_rows(data_dir: Path, n: int, distractors: int) -> list[dict]:
-    """bench_reader.py's question set, with the passage lists made once."""
-    import bm25s
+    """bench_reader.py's question set and passages (its own functions), with the passage lists made once."""
+    from bench_reader import squad_odd, with_distractors
 
-    data = json.loads((data_dir / "squad-dev-v1.1.json").read_text())["data"]
-    rows = []
-    for i, art in enumerate(data):
-        if i % 2 == 1:
-            paras = [pp["context"] for pp in art["paragraphs"]]
-            for para in art["paragraphs"]:
-                for qa in para["qas"]:
-                    rows.append((qa["question"], para["context"], [a["text"] for a in qa["answers"]], [c for c in paras if c != para["context"]], qa["id"]))
-    random.Random(0).shuffle(rows)
-    out = []
-    for q, ctx, golds, others, qid in rows[:n]:
-        passages = [ctx]
-        if distractors and others:
-            r = bm25s.BM25()
-            r.index(bm25s.tokenize(others, stopwords="en", show_progress=False), show_progress=False)
-            idx, _ = r.retrieve(bm25s.tokenize([q], stopwords="en", show_progress=False), k=min(distractors, len(others)), show_progress=False)
-            passages += [others[int(i)] for i in idx[0]]
-        out.append({"id": qid, "question": q, "golds": golds, "passages": passages})
-    return out
+    rows = squad_odd(data_dir, n)
+    return [{"id": row[4], "question": q, "golds": golds, "passages": passages}
+            for row, (q, passages, golds) in zip(rows, with_distractors(rows, distractors))]
 
 
 class WithTokenTypes:

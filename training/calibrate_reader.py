@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
-from regional_chat.evaluation import ArticleLeftOut, f1_score, read_squad, write_contexts_corpus  # noqa: E402
+from regional_chat.evaluation import ArticleLeftOut, f1_score, read_squad, reliability, write_contexts_corpus  # noqa: E402
 from regional_chat.index import build_index, load_index  # noqa: E402
 from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer  # noqa: E402
 from regional_chat.reading.reader import WEIGHTS, Reader  # noqa: E402
@@ -69,16 +69,6 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, wrong_cost: float) -> float:
     return best_t
 
 
-def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
-    out = []
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        m = (p >= lo) & ((p < hi) if b < bins - 1 else (p <= hi))
-        if m.any():
-            out.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": int(m.sum()), "mean_confidence": round(float(p[m].mean()), 3), "right": round(float(y[m].mean()), 3)})
-    return out
-
-
 def squad_rows(bot: Assistant, answerer: ReaderAnswerer, data: Path, limit: int = 0) -> list[tuple[list[float], int, str]]:
     v20 = json.loads((data / "squad-dev-v2.0-tune-half.json").read_text())["data"]
     v11 = json.loads((data / "squad-dev-v1.1.json").read_text())["data"]
@@ -112,11 +102,7 @@ def domain_rows(answerer: ReaderAnswerer, data: Path) -> list[tuple[list[float],
         hits = bot.search(row["question"])
         result = answerer.read(row["question"], hits)
         text = bot.index.document(result.doc_id).text[result.doc_start : result.doc_end] if result.best else ""
-        golds = [a["text"] for a in row["answers"]]
-        ok = row["answerable"] and f1_score(text, golds) >= 0.5
-        if ok and row["kind"] == "country-year":
-            ok = result.doc_id == bench_domain.doc_id_of(row["doc"])
-        rows.append((list(result.features), int(ok), "domain-dev"))
+        rows.append((list(result.features), int(bench_domain.is_right(row, text, result.doc_id)), "domain-dev"))
     return rows
 
 
@@ -156,7 +142,7 @@ def main() -> int:
         "right_share": round(float(y.mean()), 3),
         "threshold": threshold,
         "weights": dict(zip(FEATURES, map(lambda v: round(float(v), 4), w))),
-        "reliability_on_fit_data": reliability(probs, y),
+        "reliability_on_fit_data": reliability([{"confidence": float(c), "right": bool(r)} for c, r in zip(probs, y)]),
         "seconds": round(time.time() - t0, 1),
     }
     (ROOT / "bench" / "results" / "calibration.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from regional_chat.reading import model as reader_model  # noqa: E402
-from regional_chat.reading.windows import Window, make_windows  # noqa: E402
+from regional_chat.reading.windows import Window, make_windows, pad_batch  # noqa: E402
 
 DEFAULT_OUT = ROOT / "src" / "regional_chat" / "reading" / "weights"
 
@@ -194,17 +194,10 @@ def batches(feats: list[Feature], windows_per_batch: int, rng: random.Random) ->
 def collate(batch: list[Feature], pad_id: int):
     import torch
 
-    n = max(len(f.input_ids) for f in batch)
-    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
-    types = torch.zeros((len(batch), n), dtype=torch.long)
-    att = torch.zeros((len(batch), n), dtype=torch.long)
-    ctx = torch.zeros((len(batch), n), dtype=torch.bool)
+    ids, types, att = pad_batch(batch, pad_id)  # the reader pads the same way when serving
+    ctx = torch.zeros(ids.shape, dtype=torch.bool)
     for i, f in enumerate(batch):
-        m = len(f.input_ids)
-        ids[i, :m] = torch.tensor(f.input_ids)
-        types[i, :m] = torch.tensor(f.token_type_ids)
-        att[i, :m] = 1
-        ctx[i, :m] = torch.from_numpy(f.context_mask)
+        ctx[i, : len(f.input_ids)] = torch.from_numpy(f.context_mask)
     starts = torch.tensor([f.start for f in batch])
     ends = torch.tensor([f.end for f in batch])
     return ids, types, att, ctx, starts, ends

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .windows import SpanScore, best_spans, make_windows
+from .windows import SpanScore, best_spans, make_windows, pad_batch
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
@@ -106,33 +106,21 @@ class Reader:
             return Reading((), 0.0, 0)
         if self.threads:
             torch.set_num_threads(self.threads)
-        starts, ends = [], []
         pad = tokenizer.pad_token_id or 0
+        # one matrix over all windows; padding positions get -1e9 so no span can start or end there
+        width = max(len(w.input_ids) for w in windows)
+        S = np.full((len(windows), width), -1e9, dtype=np.float32)
+        E = np.full((len(windows), width), -1e9, dtype=np.float32)
         for i in range(0, len(windows), batch):
             part = windows[i : i + batch]
-            n = max(len(w.input_ids) for w in part)
-            ids = torch.full((len(part), n), pad, dtype=torch.long)
-            types = torch.zeros((len(part), n), dtype=torch.long)
-            att = torch.zeros((len(part), n), dtype=torch.long)
-            for r, w in enumerate(part):
-                m = len(w.input_ids)
-                ids[r, :m] = torch.tensor(w.input_ids)
-                types[r, :m] = torch.tensor(w.token_type_ids)
-                att[r, :m] = 1
+            ids, types, att = pad_batch(part, pad)
             with torch.inference_mode():
                 out = model(input_ids=ids, token_type_ids=types, attention_mask=att)
             s = out.start_logits.float().numpy()
             e = out.end_logits.float().numpy()
-            for r in range(len(part)):
-                row_s = np.full(n, -1e9, dtype=np.float32)
-                row_e = np.full(n, -1e9, dtype=np.float32)
-                m = len(part[r].input_ids)
-                row_s[:m], row_e[:m] = s[r, :m], e[r, :m]
-                starts.append(row_s)
-                ends.append(row_e)
-        width = max(len(x) for x in starts)
-        S = np.stack([np.pad(x, (0, width - len(x)), constant_values=-1e9) for x in starts])
-        E = np.stack([np.pad(x, (0, width - len(x)), constant_values=-1e9) for x in ends])
+            for r, w in enumerate(part):
+                m = len(w.input_ids)
+                S[i + r, :m], E[i + r, :m] = s[r, :m], e[r, :m]
         spans = sorted(best_spans(windows, S, E, int(meta["max_answer_tokens"])), key=lambda s: -s.score)
         null = min(float(S[w, 0] + E[w, 0]) for w in range(len(windows)))
         return Reading(tuple(spans), null, len(windows))

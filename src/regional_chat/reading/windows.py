@@ -92,6 +92,26 @@ def make_windows(
     return windows
 
 
+def pad_batch(rows: Sequence[Any], pad_id: int) -> tuple[Any, Any, Any]:
+    """``input_ids``, ``token_type_ids`` and ``attention_mask`` tensors for rows of different lengths.
+
+    ``rows`` are :class:`Window` s or anything with ``input_ids`` and ``token_type_ids``; shorter rows
+    are padded with ``pad_id`` on the right (mask 0).
+    """
+    import torch
+
+    n = max(len(r.input_ids) for r in rows)
+    ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
+    types = torch.zeros((len(rows), n), dtype=torch.long)
+    att = torch.zeros((len(rows), n), dtype=torch.long)
+    for i, r in enumerate(rows):
+        m = len(r.input_ids)
+        ids[i, :m] = torch.tensor(r.input_ids)
+        types[i, :m] = torch.tensor(r.token_type_ids)
+        att[i, :m] = 1
+    return ids, types, att
+
+
 @dataclass(frozen=True)
 class SpanScore:
     """The best span of one window: character offsets into its passage and the logits that chose it."""
