@@ -183,7 +183,8 @@ CREATE TABLE IF NOT EXISTS documents (
     title TEXT NOT NULL,
     metadata TEXT NOT NULL,          -- JSON object
     content_hash TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    pages TEXT NOT NULL DEFAULT '[]' -- JSON list: the character offset where each page starts (PDF)
 );
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id INTEGER PRIMARY KEY,    -- the FAISS id
@@ -208,17 +209,22 @@ class Store:
         else:
             self._db = sqlite3.connect(path, check_same_thread=False)
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
+            if "pages" not in columns:  # a store copied from a generation written before pages were kept
+                self._db.execute("ALTER TABLE documents ADD COLUMN pages TEXT NOT NULL DEFAULT '[]'")
             self._db.execute("PRAGMA journal_mode=OFF")  # the whole generation is thrown away on failure
             self._db.execute("PRAGMA synchronous=OFF")
         self._lock = threading.Lock()
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
+        self._pages_column = "pages" if "pages" in columns else "'[]'"  # generations written before pages were kept
 
     def close(self) -> None:
         self._db.close()
 
     def add_document(self, doc: Document) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?)",
-            (doc.doc_id, doc.title, json.dumps(dict(doc.metadata), ensure_ascii=False), doc.content_hash, doc.text),
+            "INSERT OR REPLACE INTO documents (doc_id, title, metadata, content_hash, text, pages) VALUES (?, ?, ?, ?, ?, ?)",
+            (doc.doc_id, doc.title, json.dumps(dict(doc.metadata), ensure_ascii=False), doc.content_hash, doc.text, json.dumps(list(doc.pages))),
         )
 
     def add_chunks(self, chunks: Sequence[Chunk]) -> None:
@@ -279,11 +285,11 @@ class Store:
     def document(self, doc_id: str) -> Document | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT doc_id, text, title, content_hash, metadata FROM documents WHERE doc_id = ?", (doc_id,)
+                f"SELECT doc_id, text, title, content_hash, metadata, {self._pages_column} FROM documents WHERE doc_id = ?", (doc_id,)
             ).fetchone()
         if row is None:
             return None
-        return Document(doc_id=row[0], text=row[1], title=row[2], content_hash=row[3], metadata=json.loads(row[4]))
+        return Document(doc_id=row[0], text=row[1], title=row[2], content_hash=row[3], metadata=json.loads(row[4]), pages=tuple(json.loads(row[5])))
 
     def doc_chunks(self, doc_id: str) -> list[Chunk]:
         with self._lock:

@@ -31,9 +31,22 @@ class Document:
     title: str
     content_hash: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+    pages: tuple[int, ...] = ()  # character offset where each page starts (PDF: pages[0] == 0); () when the format has no pages
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))
+        pages = tuple(int(p) for p in self.pages)
+        if pages and (pages[0] != 0 or any(b < a for a, b in zip(pages, pages[1:])) or pages[-1] > len(self.text)):
+            raise ValueError(f"{self.doc_id}: pages must start at 0 and rise within the text, got {pages[:5]}...")
+        object.__setattr__(self, "pages", pages)
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding character ``offset``, or None when the document has no pages."""
+        if not self.pages:
+            return None
+        import bisect
+
+        return bisect.bisect_right(self.pages, offset)
 
     @property
     def source(self) -> str:
@@ -90,6 +103,7 @@ class Quote:
     highlight: tuple[int, int] | None = None
     date: str = ""
     language: str = ""  # "english", "russian" or "kazakh" (text.language_of): the page says when it is not the question's
+    page: int | None = None  # the 1-based page of the original (PDF) where the quote starts; None for formats without pages
 
     @property
     def highlighted_text(self) -> str:

@@ -232,6 +232,7 @@ class ReaderAnswerer:
             highlight=(start - q_start, end - q_start) if highlight else None,
             date=doc.date,
             language=language_of(text),
+            page=doc.page_at(q_start),
         )
 
     def _related(self, result: ReadResult, document: Callable[[str], Document], limit: int = 3) -> list[Quote]:
