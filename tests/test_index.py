@@ -50,7 +50,7 @@ def test_first_build_indexes_every_document(corpus, tmp_path, settings, embedder
     assert index.doc_ids() == ["news/briefs.jsonl#kg-1", "news/briefs.jsonl#tj-1", "transport.txt", "water.md"]
     manifest = json.loads((index.path / "manifest.json").read_text())
     assert manifest["model"] == "hashing:64" and manifest["dim"] == 64
-    assert manifest["chunking"] == {"chunk_tokens": 40, "chunk_overlap": 1, "tokenizer": "cl100k_base"}
+    assert manifest["chunking"] == {"chunk_tokens": 40, "chunk_overlap": 1, "tokenizer": "cl100k_base", "context": "header-v1"}
     assert set(manifest["documents"]) == set(index.doc_ids())
     assert all(len(entry["hash"]) == 64 for entry in manifest["documents"].values())
     # every stored chunk is a verbatim slice of its stored document

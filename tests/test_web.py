@@ -204,7 +204,7 @@ def test_api_returns_the_python_answer(bot, server):
     first = "Where did the ministers meet in March 2024?"
     got = client.predict(first, [], api_name="/ask")
     assert got == _json(bot.answer(first))
-    assert set(got) == {"question", "found", "text", "confidence", "quotes", "related", "search_query"}
+    assert set(got) == {"question", "found", "text", "confidence", "quotes", "related", "search_query", "understood"}
     for q in got["quotes"] + got["related"]:
         assert bot.document(q["doc_id"]).text[q["start"] : q["end"]] == q["text"]
     follow = "Where is the next one?"

@@ -22,6 +22,7 @@ _LAZY = {
     "Hit": ("types", "Hit"),
     "Quote": ("types", "Quote"),
     "Answer": ("types", "Answer"),
+    "Filter": ("types", "Filter"),
     "BuildReport": ("types", "BuildReport"),
     "build_index": ("index", "build_index"),
     "load_index": ("index", "load_index"),
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .assistant import Assistant, answer
     from .index import Index, build_index, load_index
     from .settings import Settings
-    from .types import Answer, BuildReport, Chunk, Document, Hit, Quote
+    from .types import Answer, BuildReport, Chunk, Document, Filter, Hit, Quote
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 from .embedding import Embedder, make_embedder
 from .index import Index, build_index, load_index
 from .settings import MAX_K, Settings
-from .types import Answer, BuildReport, Document, Hit
+from .facets import Understood, describe_filter, understand
+from .types import Answer, BuildReport, Document, Filter, Hit
 
 MODES = ("hybrid", "dense", "lexical")
 
@@ -199,10 +200,12 @@ class Assistant:
             )
         return cleaned
 
-    def search(self, question: str, k: int | None = None, mode: str = "hybrid") -> list[Hit]:
-        """The passages retrieved for ``question``, best first (no answer extraction)."""
+    def search(self, question: str, k: int | None = None, mode: str = "hybrid", *, filters: Filter | None = None) -> list[Hit]:
+        """The passages retrieved for ``question``, best first (no answer extraction), as ``answer`` retrieves them."""
         question = self.check_question(question)
-        return self._live.retriever.search(question, k or self.settings.top_k, mode)
+        live = self._live
+        prefer = self._understand(live, question)
+        return live.retriever.search(question, k or self.settings.top_k, mode, where=filters or None, prefer=prefer or None)
 
     def answer(
         self,
@@ -212,6 +215,7 @@ class Assistant:
         k: int | None = None,
         mode: str = "hybrid",
         abstain: bool = True,
+        filters: Filter | None = None,
     ) -> Answer:
         """Answer ``question`` with verbatim quotes from the documents.
 
@@ -225,6 +229,10 @@ class Assistant:
             abstain: False gives the best answer found even below the confidence
                 threshold (``found`` stays False): evaluation uses it to score the
                 reader apart from the decision to answer.
+            filters: answer only from documents that pass this :class:`Filter`
+                (country, date range, source, path pattern, metadata fields).
+                Without one, documents matching a country, year or title the
+                question names rank first (``settings.prefer_named``).
 
         Returns:
             An :class:`Answer`. ``found`` is False when the documents do not answer;
@@ -240,6 +248,8 @@ class Assistant:
             raise ValueError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}.")
         if not isinstance(history, Sequence) or isinstance(history, (str, bytes)) or not all(isinstance(turn, (str, Answer)) for turn in history):
             raise ValueError("history must be a list of earlier questions (strings) or Answers, oldest first, not a single string.")
+        if filters is not None and not isinstance(filters, Filter):
+            raise ValueError(f"filters must be a regional_chat.Filter, not {type(filters).__name__}.")
         live = self._live  # one consistent index for the whole question, even if a rebuild swaps it
         terms = follow_up_terms(question, [self._as_answer(turn, mode) for turn in history[-2:]])
         # A follow-up is read with all the terms of the previous turn and, since names the answer
@@ -247,13 +257,17 @@ class Assistant:
         # (Kaha Imnadze UNRCCA)"), with each of the likeliest referents alone; the reading the
         # documents answer most confidently wins.
         readings = [with_terms(question, terms)] + [with_terms(question, [t]) for t in terms[:4]]
-        answer, query = None, question
+        answer, query, steer = None, question, Understood()
         for reading in readings:
             vector = None if mode == "lexical" else self.embedder.embed_queries([reading])[0]
-            hits = live.retriever.search_vector(reading, vector, k if k is not None else self.settings.top_k, mode)
+            prefer = self._understand(live, reading)
+            hits = live.retriever.search_vector(
+                reading, vector, k if k is not None else self.settings.top_k, mode, where=filters or None, prefer=prefer or None
+            )
             candidate = self.extractor.extract(reading, hits, live.index.document, self.embedder, vector, abstain=abstain)
             if answer is None or candidate.confidence > answer.confidence:
-                answer, query = candidate, reading
+                answer, query, steer = candidate, reading, prefer
+        said = [x for x in (describe_filter(filters) if filters else "", steer.describe()) if x]
         return Answer(
             question=question,
             found=answer.found,
@@ -262,7 +276,14 @@ class Assistant:
             quotes=answer.quotes,
             related=answer.related,
             search_query=query if query != question else "",
+            understood="; ".join(said),
         )
+
+    def _understand(self, live: _Live, question: str) -> Understood:
+        """What ``question`` names that the index's metadata holds (within a filter, it steers inside the filter)."""
+        if not self.settings.prefer_named:
+            return Understood()
+        return understand(question, live.index.catalogue.facets_of().values())
 
     def _as_answer(self, turn: str | Answer, mode: str) -> Answer:
         """An earlier turn as an Answer: a question given as text is answered (once) to learn what it was about."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .settings import MAX_K, Settings
+from .facets import filter_from
 from .text import LANGUAGE_NAMES, language_of
 
 DEFAULT_CORPUS = "corpus"
@@ -133,16 +134,17 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _highlighted(quote, tty: bool) -> str:
     """The quote made safe to print, with its answer span in bold underline on a terminal (our only escapes)."""
-    if quote.highlight is None or not tty:
-        return visible(quote.text)
-    a, b = quote.highlight
-    return f"{visible(quote.text[:a])}\033[1;4m{visible(quote.text[a:b])}\033[0m{visible(quote.text[b:])}"
+    text, highlight = quote.display()  # reflowed; the offsets printed beside it slice the stored text
+    if highlight is None or not tty:
+        return visible(text)
+    a, b = highlight
+    return f"{visible(text[:a])}\033[1;4m{visible(text[a:b])}\033[0m{visible(text[b:])}"
 
 
 def _print_quotes(quotes, tty: bool, asked_in: str = "") -> None:
     for n, q in enumerate(quotes, 1):
         print(f"[{n}] \u201c{_highlighted(q, tty)}\u201d")
-        where = f"{q.doc_id}, characters {q.start}\u2013{q.end}"
+        where = f"{q.doc_id}, {f'page {q.page}, ' if q.page else ''}characters {q.start}\u2013{q.end}"
         if q.language and asked_in and q.language != asked_in:
             where += f", quoted in {LANGUAGE_NAMES.get(q.language, q.language)}"
         extra = ", ".join(x for x in (q.date, q.source) if x)
@@ -155,13 +157,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
     question = " ".join(args.question)
     settings = _settings(args)
     _serving_threads()
+    try:
+        filters = filter_from(args.where or (), since=args.since or "", until=args.until or "")
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     bot = Assistant.load(args.index, settings)
-    answer = bot.answer(question, history=args.after or (), k=args.k, mode=args.retrieval)
+    answer = bot.answer(question, history=args.after or (), k=args.k, mode=args.retrieval, filters=filters or None)
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
         return 0
     tty = sys.stdout.isatty()
     asked_in = language_of(question)
+    if answer.understood:
+        say(f"({visible(answer.understood)})")
     if answer.found:
         say(f"{answer.text}\n(confidence {answer.confidence:.2f})\n")
         _print_quotes(answer.quotes, tty, asked_in)
@@ -244,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=_positive_k, default=None, help=f"passages to read the answer from, 1 to {MAX_K} (default 5)")
     p.add_argument("--retrieval", choices=("hybrid", "dense", "lexical"), default="hybrid")
     p.add_argument("--after", action="append", metavar="QUESTION", help="an earlier question this one follows up (repeatable)")
+    p.add_argument("--where", action="append", metavar="FIELD=VALUE", help="answer only from documents whose metadata has FIELD=VALUE (country=KAZ, source=..., path=GLOB, any field; repeatable)")
+    p.add_argument("--since", metavar="DATE", help="only documents dated on or after this year or ISO date")
+    p.add_argument("--until", metavar="DATE", help="only documents dated on or before this year or ISO date")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_ask)
 

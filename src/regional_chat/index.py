@@ -41,7 +41,8 @@ from .documents import CorpusError, DocumentError, SourceFile, list_files, read_
 from .embedding import Embedder, make_embedder
 from . import index_kinds
 from .settings import Settings
-from .types import BuildReport, Chunk, Document
+from .facets import Facets, context_header, lexical_header
+from .types import BuildReport, Chunk, Document, Filter
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -291,6 +292,23 @@ class Store:
             return None
         return Document(doc_id=row[0], text=row[1], title=row[2], content_hash=row[3], metadata=json.loads(row[4]), pages=tuple(json.loads(row[5])))
 
+    def iter_document_metadata(self) -> Iterator[tuple[str, str, dict[str, str]]]:
+        """(doc_id, title, metadata) of every document, ordered by id."""
+        with self._lock:
+            rows = self._db.execute("SELECT doc_id, title, metadata FROM documents ORDER BY doc_id").fetchall()
+        for doc_id, title, metadata in rows:
+            yield doc_id, title, json.loads(metadata)
+
+    def chunk_ids_of(self, doc_ids: Sequence[str]) -> np.ndarray:
+        """The chunk ids of these documents, sorted."""
+        found: list[int] = []
+        with self._lock:
+            for start in range(0, len(doc_ids), 500):
+                part = list(doc_ids[start : start + 500])
+                marks = ",".join("?" * len(part))
+                found.extend(r[0] for r in self._db.execute(f"SELECT chunk_id FROM chunks WHERE doc_id IN ({marks})", part))
+        return np.array(sorted(found), dtype=np.int64)
+
     def doc_chunks(self, doc_id: str) -> list[Chunk]:
         with self._lock:
             rows = self._db.execute(
@@ -339,6 +357,46 @@ def _kind_details(params: dict[str, Any]) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
+class Catalogue:
+    """The documents of one generation with their facets: what filters and question understanding read.
+
+    Built once per loaded generation (a generation never changes), a few hundred
+    bytes a document; the chunk ids of a filter's documents are looked up in the
+    store per question.
+    """
+
+    def __init__(self, store: "Store") -> None:
+        from .facets import facets
+
+        self._store = store
+        self.entries: list[tuple[str, Facets, dict[str, str], str]] = []
+        for doc_id, title, metadata in store.iter_document_metadata():
+            meta = dict(metadata)
+            self.entries.append((doc_id, facets(meta, title), meta, str(meta.get("source", "") or meta.get("url", ""))))
+
+    def doc_ids(self, flt: Filter) -> list[str]:
+        from .facets import matches
+
+        return [doc_id for doc_id, f, meta, source in self.entries if matches(flt, doc_id, f, meta, source)]
+
+    def chunk_ids(self, flt: Filter) -> np.ndarray:
+        """The ids of every chunk whose document passes ``flt``, sorted."""
+        return self._store.chunk_ids_of(self.doc_ids(flt))
+
+    def chunk_ids_of(self, doc_ids: Sequence[str]) -> np.ndarray:
+        return self._store.chunk_ids_of(doc_ids)
+
+    def facets_of(self) -> dict[str, Facets]:
+        return {doc_id: f for doc_id, f, _, _ in self.entries}
+
+    def countries(self) -> list[str]:
+        """The ISO codes the documents' metadata names, sorted."""
+        return sorted({c for _, f, _, _ in self.entries for c in f.countries})
+
+    def years(self) -> list[int]:
+        return sorted({f.year for _, f, _, _ in self.entries if f.year is not None})
+
+
 class Index:
     """One loaded, read-only index generation.
 
@@ -353,6 +411,7 @@ class Index:
         self.store = store
         self._lexical = None
         self._lexical_lock = threading.Lock()
+        self._catalogue: "Catalogue | None" = None  # the documents' facets, read on the first filtered question
 
     @property
     def generation(self) -> str:
@@ -361,17 +420,42 @@ class Index:
     def __len__(self) -> int:
         return int(self._vectors.ntotal)
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """Per query vector, the ``k`` nearest chunks as (chunk_id, cosine), best first."""
+    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
+        """Per query vector, the ``k`` nearest chunks as (chunk_id, cosine), best first.
+
+        ``allowed`` (chunk ids) restricts the search to those chunks inside FAISS (an
+        ``IDSelector``), so a filter never leaves fewer than ``k`` hits while more
+        allowed chunks exist (on IVF kinds, four times the cells are probed).
+        """
         queries = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         k = max(1, min(k, len(self)))
-        scores, ids = self._vectors.search(queries, k)
+        if allowed is None:
+            scores, ids = self._vectors.search(queries, k)
+        elif not len(allowed):
+            return [[] for _ in queries]
+        else:
+            faiss = _faiss()
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            if hasattr(self._vectors, "nprobe"):
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=min(int(self._vectors.nlist), 4 * int(self._vectors.nprobe)))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            scores, ids = self._vectors.search(queries, min(k, len(allowed)), params=params)
         # ties are broken by id, so equal scores do not come back in insertion order
         # (which differs between an incremental and a full build)
         return [
             sorted(((int(i), float(s)) for i, s in zip(row_ids, row_scores) if i != -1), key=lambda p: (-p[1], p[0]))
             for row_ids, row_scores in zip(ids, scores)
         ]
+
+    @property
+    def catalogue(self) -> "Catalogue":
+        """Every document's facets (country, date, source), read from the store once per generation."""
+        if self._catalogue is None:
+            with self._lexical_lock:
+                if self._catalogue is None:
+                    self._catalogue = Catalogue(self.store)
+        return self._catalogue
 
     def chunks(self, ids: Sequence[int]) -> list[Chunk]:
         """The chunks with these ids, in the same order (ids not in the index are left out)."""
@@ -792,6 +876,12 @@ def build_index(
         old_path, old, reuse, repairs = (None, None, None, []) if full else _live_state(root, embedder, warn)
         force = bool(repairs)  # a damaged part is rewritten even when the corpus has not changed
         full = full or (old is None and bool(repairs))
+        if old is not None and _only_context_differs(old.chunking, settings.chunking()):
+            warn(
+                f"the index was built with context {old.chunking.get('context', 'none')!r} and the settings ask for "
+                f"{settings.chunking()['context']!r}: every document is embedded again."
+            )
+            old_path, old, full = None, None, True
         if old is not None:
             old.check_compatible(embedder, settings, root)
             target = index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind)
@@ -829,6 +919,12 @@ def build_index(
         # a damaged generation is not kept as the one before: nothing should open it again
         _drop_old_generations(root, keep={name, old_path.name if old_path and not repairs else ""})
         return _report(plan, documents, chunks_total, embedded, started, full, repairs)
+
+
+def _only_context_differs(built: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """True when two chunking records differ in the context header only (an index from before headers counts)."""
+    rest = lambda d: {k: v for k, v in d.items() if k != "context"}  # noqa: E731
+    return rest(built) == rest(wanted) and built.get("context", "none") != wanted.get("context")
 
 
 def _live_state(root: Path, embedder: Embedder, warn: Callable[[str], None]) -> tuple[Path | None, Manifest | None, dict[int, np.ndarray] | None, list[str]]:
@@ -952,8 +1048,13 @@ def _write_generation(
         total_docs = sum(len(v) for v in plan.to_embed.values())
         bar = _progress(total_docs, progress)
         buffer: list[Chunk] = []
+        headers: dict[str, str] = {}  # doc_id -> context header, for the documents in the buffer
         embedded = 0
         done_docs = 0
+
+        def embed_text(chunk: Chunk) -> str:
+            header = headers.get(chunk.doc_id, "")
+            return f"{header}\n{chunk.text}" if header else chunk.text
 
         def flush() -> None:
             nonlocal embedded
@@ -961,12 +1062,13 @@ def _write_generation(
                 return
             known = reuse or {}
             fresh = [c for c in buffer if c.chunk_id not in known]
-            new = iter(embedder.embed_passages([c.text for c in fresh]) if fresh else ())
+            new = iter(embedder.embed_passages([embed_text(c) for c in fresh]) if fresh else ())
             vecs = np.array([known[c.chunk_id] if c.chunk_id in known else next(new) for c in buffer], dtype=np.float32)
             vectors.add_with_ids(vecs, np.array([c.chunk_id for c in buffer], dtype=np.int64))
             store.add_chunks(buffer)
             embedded += len(fresh)
             buffer.clear()
+            headers.clear()
 
         for rel, wanted_ids in plan.to_embed.items():
             wanted = set(wanted_ids)
@@ -974,6 +1076,8 @@ def _write_generation(
                 if isinstance(item, str) or item.doc_id not in wanted:
                     continue
                 chunks = chunker.chunks(item)
+                if settings.context_headers:
+                    headers[item.doc_id] = context_header(item.metadata)
                 store.add_document(item)
                 buffer.extend(chunks)
                 entries[item.doc_id] = DocEntry(item.content_hash, len(chunks))
@@ -992,7 +1096,7 @@ def _write_generation(
         if stored != vectors.ntotal:
             raise IndexCorruptError(f"internal error: {vectors.ntotal} vectors but {stored} chunks stored")
         vectors, kind, kind_params = _settle_kind(vectors, old, embedder.dim, settings)
-        _build_lexical(store, tmp / LEXICAL)
+        _build_lexical(store, tmp / LEXICAL, settings.context_headers)
     finally:
         store.close()
     faiss.write_index(vectors, str(tmp / VECTORS))
@@ -1044,12 +1148,18 @@ def _settle_kind(vectors: Any, old: Manifest | None, dim: int, settings: Setting
     return vectors, kind, params
 
 
-def _build_lexical(store: Store, folder: Path) -> None:
-    """(Re)build the BM25 index from the chunk store."""
+def _build_lexical(store: Store, folder: Path, headers: bool) -> None:
+    """(Re)build the BM25 index from the chunk store (each chunk after its document's header, when ``headers``)."""
     from .retrieval import LexicalIndex
 
+    prefix = {doc_id: lexical_header(meta) for doc_id, _, meta in store.iter_document_metadata()} if headers else {}
+
+    def text(chunk: Chunk) -> str:
+        header = prefix.get(chunk.doc_id, "")
+        return f"{header}\n{chunk.text}" if header else chunk.text
+
     ids = store.chunk_ids()  # ordered by id, as iter_chunks yields them
-    LexicalIndex.build(ids, (chunk.text for chunk in store.iter_chunks())).save(folder)
+    LexicalIndex.build(ids, (text(chunk) for chunk in store.iter_chunks())).save(folder)
 
 
 def _point_current(root: Path, name: str) -> None:

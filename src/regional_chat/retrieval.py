@@ -27,12 +27,13 @@ import numpy as np
 
 from .text import CYRILLIC as _CYRILLIC, LATIN as _LATIN, script_of
 from .settings import Settings
-from .types import Chunk, Hit
+from .types import Chunk, Filter, Hit
 
 if TYPE_CHECKING:  # bm25s and PyStemmer load only when a lexical index is built or loaded
     import bm25s
 
     from .embedding import Embedder
+    from .facets import Understood
 
 MODES = ("dense", "lexical", "hybrid")
 FUSION_METHODS = ("rrf", "minmax", "zscore")
@@ -335,13 +336,14 @@ class LexicalIndex:
         return found
 
     def search_and_score(
-        self, query: str, k: int, chunk_ids: Sequence[int]
+        self, query: str, k: int, chunk_ids: Sequence[int], allowed: np.ndarray | None = None
     ) -> tuple[list[tuple[int, float]], list[float | None]]:
         """``search(query, k)``, plus the BM25 score of each of ``chunk_ids`` from the same pass.
 
         The scores of ``chunk_ids`` are None when the query has no index term or
         the chunk is not in this index. A chunk without any query term scores 0.0
         (BM25L and BM25+ give every chunk a floor: the sum of the terms' non-occurrence scores).
+        ``allowed`` (chunk ids) keeps the ranked list to those chunks (a filter).
         """
         if k < 1:
             raise ValueError(f"k must be positive, got {k}.")
@@ -352,7 +354,13 @@ class LexicalIndex:
         floor = 0.0
         if self._bm25.nonoccurrence_array is not None:  # BM25L/BM25+ give every chunk this much
             floor = float(self._bm25.nonoccurrence_array[np.asarray(term_ids)].sum())
-        top = self._top(scores, k, floor)
+        ranked = scores
+        if allowed is not None:
+            rows = self._rows(np.asarray(allowed, dtype=np.int64))
+            ranked = np.full_like(scores, floor)  # at the floor a chunk is never ranked
+            keep = rows[rows >= 0]
+            ranked[keep] = scores[keep]
+        top = self._top(ranked, k, floor)
         extra: list[float | None] = []
         if len(chunk_ids):
             rows = self._rows(np.asarray(chunk_ids, dtype=np.int64))
@@ -545,38 +553,57 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
 
-    def search(self, question: str, k: int, mode: str = "hybrid") -> list[Hit]:
+    def search(
+        self, question: str, k: int, mode: str = "hybrid", *, where: Filter | None = None, prefer: "Understood | None" = None
+    ) -> list[Hit]:
         """The ``k`` best chunks for ``question``, best first.
 
         Args:
             question: the question as the user asked it.
             k: how many hits to return at most.
             mode: ``"dense"``, ``"lexical"`` or ``"hybrid"``.
+            where: only chunks of documents that pass this filter (applied inside
+                FAISS and BM25, so ``k`` hits come back whenever that many exist).
+            prefer: what the question names (``facets.understand``): chunks of
+                documents that match it rank first (a boost, not a filter).
 
         Returns:
-            Hits ordered by ``score``: the cosine in dense mode, the BM25 score
-            in lexical mode, the fused score in hybrid mode.
+            Hits ordered by ``score`` (the cosine in dense mode, the BM25 score in
+            lexical mode, the fused score in hybrid mode), preferred hits first.
         """
         _check(mode, k)
         vector = None if mode == "lexical" else self.embedder.embed_queries([question])[0]
-        return self.search_vector(question, vector, k, mode)
+        return self.search_vector(question, vector, k, mode, where=where, prefer=prefer)
 
-    def search_vector(self, question: str, question_vector: np.ndarray | None, k: int, mode: str = "hybrid") -> list[Hit]:
+    def search_vector(
+        self,
+        question: str,
+        question_vector: np.ndarray | None,
+        k: int,
+        mode: str = "hybrid",
+        *,
+        where: Filter | None = None,
+        prefer: "Understood | None" = None,
+    ) -> list[Hit]:
         """``search`` with the question already embedded (``question_vector`` of shape (dim,)).
 
         ``question_vector`` may be None only in lexical mode.
         """
         _check(mode, k)
-        wanted = max(k, self.settings.candidates)
-        dense: list[tuple[int, float]] = []
-        if mode != "lexical":
-            if question_vector is None:
-                raise ValueError(f"mode {mode!r} needs the question's vector.")
-            vector = np.asarray(question_vector, dtype=np.float32).reshape(1, -1)
-            dense = self.index.search(vector, wanted)[0]
-        # One BM25 pass both ranks chunks and scores the dense candidates (cheap:
-        # the score vector is computed anyway), so every dense hit has its BM25 score.
-        lexical, lexical_of_dense = self.lexical.search_and_score(question, wanted, [c for c, _ in dense])
+        if mode != "lexical" and question_vector is None:
+            raise ValueError(f"mode {mode!r} needs the question's vector.")
+        allowed = self._catalogue().chunk_ids(where) if where else None
+        dense, lexical, lexical_of_dense = self._candidates(question, question_vector, k, mode, allowed)
+        shares: dict[int, float] = {}
+        if prefer:
+            # The documents the question names may not be among the candidates at all (a
+            # speech rarely names its own country or year): search them apart and merge,
+            # on raw scores, so that fusion sees one list per retriever.
+            shares = self._preferred(prefer, allowed)
+            if shares:
+                ids = np.array(sorted(shares), dtype=np.int64)
+                more = self._candidates(question, question_vector, k, mode, ids)
+                dense, lexical, lexical_of_dense = _merge((dense, lexical, lexical_of_dense), more)
         if mode == "dense":
             fused = [Fused(c, s, s, b) for (c, s), b in zip(dense, lexical_of_dense)]
         elif mode == "lexical":
@@ -584,9 +611,49 @@ class Retriever:
         else:
             weight = self.settings.fusion_weight if self.reads(question) else 0.0
             fused = fuse_filled(dense, lexical, lexical_of_dense, method=self.settings.fusion, weight=weight)
+        if shares:
+            fused.sort(key=lambda f: -shares.get(f.chunk_id, 0.0))  # stable: by score within each share
         fused = fused[:k]
         chunks = self.index.chunks([f.chunk_id for f in fused])
-        return [Hit(chunk=chunk, score=f.score, dense=f.dense, lexical=f.lexical) for f, chunk in zip(fused, chunks)]
+        return [
+            Hit(chunk=chunk, score=f.score, dense=f.dense, lexical=f.lexical, preferred=shares.get(f.chunk_id, 0.0) > 0)
+            for f, chunk in zip(fused, chunks)
+        ]
+
+    def _candidates(
+        self, question: str, question_vector: np.ndarray | None, k: int, mode: str, allowed: np.ndarray | None
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[float | None]]:
+        wanted = max(k, self.settings.candidates)
+        dense: list[tuple[int, float]] = []
+        if mode != "lexical":
+            vector = np.asarray(question_vector, dtype=np.float32).reshape(1, -1)
+            dense = self.index.search(vector, wanted, allowed)[0] if allowed is not None else self.index.search(vector, wanted)[0]
+        # One BM25 pass both ranks chunks and scores the dense candidates (cheap:
+        # the score vector is computed anyway), so every dense hit has its BM25 score.
+        lexical, lexical_of_dense = self.lexical.search_and_score(question, wanted, [c for c, _ in dense], allowed)
+        return dense, lexical, lexical_of_dense
+
+    def _catalogue(self):
+        catalogue = getattr(self.index, "catalogue", None)
+        if catalogue is None:
+            raise TypeError(f"filters need an index with a catalogue of its documents; {type(self.index).__name__} has none.")
+        return catalogue
+
+    def _preferred(self, prefer: "Understood", allowed: np.ndarray | None) -> dict[int, float]:
+        """chunk id -> the share of what the question names that its document matches (only shares > 0)."""
+        catalogue = self._catalogue()
+        by_share: dict[float, list[str]] = {}
+        for doc_id, f in catalogue.facets_of().items():
+            share = prefer.share(f)
+            if share > 0:
+                by_share.setdefault(share, []).append(doc_id)
+        allowed_set = set(allowed.tolist()) if allowed is not None else None
+        shares: dict[int, float] = {}
+        for share, doc_ids in by_share.items():
+            for chunk_id in catalogue.chunk_ids_of(doc_ids).tolist():
+                if allowed_set is None or chunk_id in allowed_set:
+                    shares[chunk_id] = share
+        return shares
 
 
     def reads(self, question: str) -> bool:
@@ -598,6 +665,20 @@ class Retriever:
         """
         scripts = getattr(self.embedder, "scripts", None)
         return not scripts or script_of(question) in scripts
+
+
+def _merge(first, second):
+    """Two (dense, lexical, lexical-of-dense) candidate sets as one, each list best first, each chunk once."""
+    d1, l1, b1 = first
+    d2, l2, b2 = second
+    dense_scores = dict(d1)
+    bm25_of = {c: b for (c, _), b in zip(d1, b1)}
+    for (c, s), b in zip(d2, b2):
+        dense_scores.setdefault(c, s)
+        bm25_of.setdefault(c, b)
+    dense = sorted(dense_scores.items(), key=lambda p: (-p[1], p[0]))
+    lexical = sorted({**dict(l2), **dict(l1)}.items(), key=lambda p: (-p[1], p[0]))
+    return dense, lexical, [bm25_of[c] for c, _ in dense]
 
 
 def _check(mode: str, k: int) -> None:

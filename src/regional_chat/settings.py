@@ -34,6 +34,11 @@ class Settings:
             ``"ivf"``, ``"ivf-fp16"``, ``"ivf-sq8"`` (see ``index_kinds``).
         ann_threshold: chunks from which ``index_kind="auto"`` builds an IVF index.
         vector_memory_mb: float32 vectors beyond this size make ``auto`` compress them (8 bits a dimension).
+        context_headers: index each chunk after a short header from its document's metadata
+            (country, year, title, source) for BM25 and the embedding; quotes and offsets never
+            include it (``facets.context_header``).
+        prefer_named: when a question names a country, a year or a document title that the
+            index's metadata holds, the matching documents' passages rank first (``facets.understand``).
     """
 
     model: str = DEFAULT_MODEL
@@ -54,6 +59,8 @@ class Settings:
     index_kind: str = "auto"
     ann_threshold: int = 100_000
     vector_memory_mb: int = 1024
+    context_headers: bool = True
+    prefer_named: bool = True  # documents whose metadata matches a country or year the question names rank first
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:
@@ -79,7 +86,14 @@ class Settings:
 
     def chunking(self) -> dict[str, Any]:
         """The settings that decide the chunks; an index records them in its manifest."""
-        return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap, "tokenizer": "cl100k_base"}
+        from .facets import HEADER_VERSION
+
+        return {
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap,
+            "tokenizer": "cl100k_base",
+            "context": HEADER_VERSION if self.context_headers else "none",
+        }
 
     def with_(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

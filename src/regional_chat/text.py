@@ -1,4 +1,4 @@
-"""Language helpers shared by the stages: which script a text is written in.
+"""Language helpers shared by the stages: scripts and languages, the years a text names, reflowing hard-wrapped text.
 
 The house layout (CONVENTIONS.md) puts every language helper here; the stop
 word lists and stemmers still live with their stages and move here when the
@@ -7,7 +7,9 @@ issue that unifies them is taken.
 
 from __future__ import annotations
 
+import bisect
 import re
+from dataclasses import dataclass, field
 
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")  # Russian and Kazakh letters (Kazakh's extra ones are in the block too)
 LATIN = re.compile(r"[a-z]")
@@ -33,3 +35,175 @@ def language_of(text: str) -> str:
     if script_of(text) == "latin":
         return "english"
     return "kazakh" if _KAZAKH_ONLY.search(text.lower()) else "russian"
+
+
+@dataclass(frozen=True)
+class YearSpan:
+    """A year or a range of years a text names: ``first == last`` for one year, a decade as its ten years."""
+
+    first: int
+    last: int
+    start: int
+    end: int
+
+
+_YEAR = re.compile(r"(?<![\w$€£₸₽])(?:19|20)\d\d(?!\d)")
+_DATE_BEFORE = re.compile(r"(?<!\d)\d{1,2}[./]\d{1,2}[./]$")  # 05.12.1993: a year after all
+_NUMBER_BEFORE = re.compile(r"\d[.,]$")  # 1.2005, 3,2005: part of a number
+_NOT_AFTER = re.compile(r"[.,]\d|\s?[%‰]")  # 2005.5, 2005,5, 2005 %
+_RANGE_AFTER = re.compile(r"\s?[-–—]\s?((?:19|20)\d\d)(?![\w])")
+_DECADE_AFTER = re.compile(r"s(?!\w)|-(?:х|е|ых|ые)(?!\w)")  # 1990s, 1990-х, 1990-е
+_KAZAKH_DECADE_AFTER = re.compile(r"(?:-|\s)(?:(?:шы|ші|ыншы|інші)\s+)?жылдар", re.IGNORECASE)
+_LETTERS_AFTER = re.compile(r"(?:гг|г|ж)(?!\w)")  # 1993г., 1993ж.: the Russian and Kazakh "year" abbreviations
+# Two-digit decades only where the form says years ("in their 90s" is an age): '90s or the 90s, 90-х, 90-жылдары.
+_SHORT_DECADE_EN = re.compile(r"(?<![\w'’])(['’]?)([3-9]0)s(?!\w)")
+_SHORT_DECADE_RU = re.compile(r"(?<![\w'’])([3-9]0)-(?:х|е|ых|ые)(?!\w)")
+_SHORT_DECADE_KK = re.compile(r"(?<![\w'’])([3-9]0)(?=-(?:(?:шы|ші|ыншы|інші)\s+)?жылдар)", re.IGNORECASE)
+_THE_BEFORE = re.compile(r"\bthe\s+$", re.IGNORECASE)
+
+
+def years_in(text: str) -> list[YearSpan]:
+    """The years 1900-2099 a text names, in order: single years, decades and ranges like "1991-1995".
+
+    A year is a four-digit 19xx or 20xx standing alone: not part of a longer
+    number or a decimal ("1,993", "2005.5"), not a percentage ("2005 %"), not
+    after a currency sign. "1990s", "1990-х", "1990 жылдары" are the decade
+    1990-1999; "1990's" and "1993's" are read as possessives of one year, the
+    apostrophe being ambiguous. Two-digit decades ("the 90s", "'90s", "90-х",
+    "90-жылдары") are 1930-1990 only: "the 20s" and "the 00s" could be either
+    century. Quantities ("1993 tonnes") are not told apart from years.
+
+    Returns:
+        A ``YearSpan`` per mention; ``text[start:end]`` covers the digits and an
+        attached suffix ("1990s", "1990-х", "1991-1995"), not a following word.
+    """
+    found: list[YearSpan] = []
+    for match in _YEAR.finditer(text):
+        start, end = match.span()
+        if found and start < found[-1].end:
+            continue  # the second year of a range already taken
+        before = text[max(0, start - 6) : start]
+        if _NUMBER_BEFORE.search(before) and not _DATE_BEFORE.search(before):
+            continue
+        if _NOT_AFTER.match(text, end):
+            continue
+        year = int(match.group())
+        rng = _RANGE_AFTER.match(text, end)
+        if rng and int(rng.group(1)) > year:
+            found.append(YearSpan(year, int(rng.group(1)), start, rng.end()))
+            continue
+        if year % 10 == 0:
+            decade = _DECADE_AFTER.match(text, end)
+            if decade:
+                found.append(YearSpan(year, year + 9, start, decade.end()))
+                continue
+            if _KAZAKH_DECADE_AFTER.match(text, end):
+                found.append(YearSpan(year, year + 9, start, end))
+                continue
+        if end < len(text) and text[end].isalnum() and not _LETTERS_AFTER.match(text, end):
+            continue  # 1993th, 2005a: not a year
+        found.append(YearSpan(year, year, start, end))
+    for match in _SHORT_DECADE_EN.finditer(text):
+        if match.group(1) or _THE_BEFORE.search(text[max(0, match.start() - 8) : match.start()]):
+            year = 1900 + int(match.group(2))
+            found.append(YearSpan(year, year + 9, match.start(), match.end()))
+    for match in (*_SHORT_DECADE_RU.finditer(text), *_SHORT_DECADE_KK.finditer(text)):
+        year = 1900 + int(match.group(1))
+        found.append(YearSpan(year, year + 9, match.start(), match.end()))
+    return sorted(found, key=lambda y: y.start)
+
+
+@dataclass(frozen=True)
+class Reflowed:
+    """Hard-wrapped text with its line breaks joined, and the map from offsets of the original to it.
+
+    The map is a list of edits (original start, original end, start in the
+    text, length of the replacement); outside them the two texts are the same
+    characters, shifted.
+    """
+
+    text: str
+    source_length: int
+    edits: tuple[tuple[int, int, int, int], ...] = field(default=(), repr=False)
+
+    def position(self, offset: int) -> int:
+        """Where an offset of the original lands in ``text`` (monotonic; the end maps to ``len(text)``)."""
+        if not 0 <= offset <= self.source_length:
+            raise ValueError(f"offset {offset} is outside the original text (0..{self.source_length})")
+        i = bisect.bisect_right(self.edits, offset, key=lambda e: e[0]) - 1
+        if i < 0:
+            return offset
+        start, end, out_start, length = self.edits[i]
+        if offset < end:  # inside a joined break: as far into its replacement as it went into the break
+            return out_start + min(offset - start, length)
+        return out_start + length + (offset - end)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """A highlight ``[start, end)`` of the original as the same highlight in ``text``."""
+        if start > end:
+            raise ValueError(f"span start {start} is after its end {end}")
+        return self.position(start), self.position(end)
+
+
+_BREAK = re.compile(r"[ \t]*(?:\r\n|\r|\n)(?:[ \t]*(?:\r\n|\r|\n))*[ \t]*")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_SENTENCE_END = re.compile(r"[.!?…:;][\"'”’»)\]]*$")
+# What starts a line of its own after a sentence: a capital, a quote, or a list marker ("- ", "•", "1. ", "(a) ").
+_LINE_START = re.compile(r"[\"'“”«„‘]|(?:[-–—•*▪·]|\d{1,3}[.)]|\([0-9A-Za-z]{1,3}\))\s")
+
+
+def reflow(text: str) -> Reflowed:
+    """Join the hard line breaks of text extracted from PDFs and speeches, keeping paragraphs.
+
+    Rules, for each run of blank space holding a line break, with text on both
+    sides (leading and trailing breaks are left alone):
+
+    * two or more breaks are a paragraph: the run becomes ``"\\n\\n"``;
+    * a hyphen between two lower-case letters is a word cut by the line:
+      "develop-\\nment" -> "development" (a compound cut at its hyphen,
+      "well-\\nknown", is joined too: the text cannot tell them apart);
+    * a hyphen before a capital or a digit stays, the break goes:
+      "Trans-\\nCaspian" -> "Trans-Caspian";
+    * after sentence-ending punctuation (. ! ? … : ;, closing quotes allowed),
+      a line that starts with a capital, a quote or a list marker keeps its
+      break: 'Afghanistan.\\n"Allow me' stays two lines;
+    * any other break, with the spaces around it, becomes one space.
+
+    Nothing else is changed: spaces elsewhere, tabs and text without breaks
+    come back as they were. A list whose items do not end in punctuation is
+    joined into one line, as is a heading without a full stop.
+    """
+    edits: list[tuple[int, int, int, int]] = []
+    pieces: list[str] = []
+    done = 0  # how much of the original is in ``pieces``
+    out = 0  # length of ``pieces``
+    for match in _BREAK.finditer(text):
+        start, end = match.span()
+        if start == 0 or end == len(text):
+            continue
+        after = text[end]
+        if len(_NEWLINE.findall(match.group())) >= 2:
+            replacement = "\n\n"
+        elif text[start - 1] == "-" and start >= 2 and text[start - 2].isalpha():
+            if text[start - 2].islower() and after.islower():
+                start, replacement = start - 1, ""
+            elif after.isupper() or after.isdigit():
+                replacement = ""
+            else:
+                replacement = " "
+        elif _SENTENCE_END.search(text, max(0, start - 8), start) and (
+            after.isupper() or _LINE_START.match(text, end)
+        ):
+            replacement = "\n"
+        else:
+            replacement = " "
+        if text[start:end] == replacement:
+            continue
+        pieces.append(text[done:start])
+        out += start - done
+        edits.append((start, end, out, len(replacement)))
+        pieces.append(replacement)
+        out += len(replacement)
+        done = end
+    pieces.append(text[done:])
+    return Reflowed(text="".join(pieces), source_length=len(text), edits=tuple(edits))

@@ -7,6 +7,7 @@ points into a document carries the document id and character offsets, so
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -70,6 +71,52 @@ class Chunk:
     text: str
 
 
+_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which documents a question may be answered from: every part that is set must hold.
+
+    ``countries`` are ISO 3166-1 alpha-3 codes (any of them matches a document's
+    ``country``/``country_iso3`` metadata, whatever name or code it uses);
+    ``since`` and ``until`` are inclusive ISO dates or their prefixes ("2010",
+    "2010-05", "2010-05-31") compared with the document's ``date`` or ``year``;
+    ``sources`` match the document's source or URL as substrings; ``paths`` are
+    glob patterns on the document id (``speeches/*.jsonl#KAZ*``); ``fields`` are
+    (metadata field, value) pairs that must be equal. A document without the
+    metadata a part asks about does not match that part.
+    """
+
+    countries: tuple[str, ...] = ()
+    since: str = ""
+    until: str = ""
+    sources: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("countries", "sources", "paths"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise ValueError(f"Filter.{name} must be a tuple of strings, not one string ({value!r}).")
+            object.__setattr__(self, name, tuple(str(v) for v in value))
+        for name in ("since", "until"):
+            value = str(getattr(self, name) or "").strip()
+            if value and not _DATE.fullmatch(value):
+                raise ValueError(f"Filter.{name} must be a year or an ISO date (2010, 2010-05, 2010-05-31), got {value!r}.")
+            object.__setattr__(self, name, value)
+        if self.since and self.until and self.since[: len(self.until)] > self.until:
+            raise ValueError(f"Filter.since ({self.since}) is after Filter.until ({self.until}).")
+        if isinstance(self.fields, Mapping):
+            object.__setattr__(self, "fields", tuple(sorted((str(k), str(v)) for k, v in self.fields.items())))
+        else:
+            object.__setattr__(self, "fields", tuple((str(k), str(v)) for k, v in self.fields))
+
+    def __bool__(self) -> bool:
+        return bool(self.countries or self.since or self.until or self.sources or self.paths or self.fields)
+
+
 @dataclass(frozen=True)
 class Hit:
     """A chunk found for a question, with the scores that ranked it.
@@ -83,6 +130,7 @@ class Hit:
     score: float
     dense: float | None = None
     lexical: float | None = None
+    preferred: bool = False  # its document matches what the question names (a country, a year): ranked first
 
 
 @dataclass(frozen=True)
@@ -104,6 +152,14 @@ class Quote:
     date: str = ""
     language: str = ""  # "english", "russian" or "kazakh" (text.language_of): the page says when it is not the question's
     page: int | None = None  # the 1-based page of the original (PDF) where the quote starts; None for formats without pages
+
+    def display(self) -> tuple[str, tuple[int, int] | None]:
+        """The quote reflowed for reading (hard line breaks inside sentences joined, hyphenated
+        line ends mended) and its highlight in that text; ``text`` stays the verbatim slice."""
+        from .text import reflow
+
+        flowed = reflow(self.text)
+        return flowed.text, (flowed.span(*self.highlight) if self.highlight is not None else None)
 
     @property
     def highlighted_text(self) -> str:
@@ -130,6 +186,7 @@ class Answer:
     quotes: tuple[Quote, ...] = ()
     related: tuple[Quote, ...] = ()
     search_query: str = ""  # the question as expanded from the history, if it was
+    understood: str = ""  # what the search was narrowed or steered to: "Searched Kazakhstan, 1993"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 from .assistant import Assistant  # noqa: E402
+from .countries import display  # noqa: E402
 from .documents import SUFFIXES, DocumentError, SourceFile, read_documents  # noqa: E402
+from .facets import filter_from  # noqa: E402
 from .index import build_index, current_generation  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .text import LANGUAGE_NAMES, language_of  # noqa: E402
@@ -102,9 +104,10 @@ def render_quote(quote: Quote, number: int, document_text: str | None, asked_in:
     where += [_text(quote.date)] if quote.date else []
     where += [_link(quote.source)] if quote.source else []
     # a related passage's score is how close the search found it, not a confidence in an answer
-    where += [f"{_text(quote.doc_id)}, characters {quote.start}–{quote.end}", f"{score_label} {quote.score:.2f}"]
+    where += [f"{_text(quote.doc_id)}, {f'page {quote.page}, ' if quote.page else ''}characters {quote.start}–{quote.end}", f"{score_label} {quote.score:.2f}"]
+    shown, highlight = quote.display()  # reflowed for reading; the offsets above slice the stored text
     return (
-        f'<blockquote class="rc-quote">[{number}] “{_marked(quote.text, quote.highlight)}”</blockquote>'
+        f'<blockquote class="rc-quote">[{number}] “{_marked(shown, highlight)}”</blockquote>'
         f'<p class="rc-cite">— {" · ".join(where)}</p>'
         f'<details class="rc-context"><summary>Show in context</summary><p>{render_context(quote, document_text)}</p></details>'
     )
@@ -124,6 +127,8 @@ def render_answer(answer: Answer, document_text: Callable[[str], str | None] = l
             parts += [render_quote(q, n, document_text(q.doc_id), asked_in, "relevance") for n, q in enumerate(answer.related, 1)]
     if answer.search_query:
         parts.append(f'<p class="rc-meta">Searched as: {_text(answer.search_query)}</p>')
+    if answer.understood:
+        parts.append(f'<p class="rc-meta rc-understood">{_text(answer.understood)}</p>')
     return f'<div class="rc-reply">{"".join(parts)}</div>'
 
 
@@ -369,19 +374,24 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
         info = bot.index.info()
         return f"{info.documents} documents, {info.chunks} passages indexed."
 
-    def ask(question: str, history: list[str] | None = None) -> dict:
+    def ask(question: str, history: list[str] | None = None, where: list[str] | None = None, since: str = "", until: str = "") -> dict:
         """Answer a question with verbatim quotes from the documents.
 
         Args:
             question: the question.
             history: the earlier questions of the conversation, oldest first (for follow-ups).
+            where: filters as FIELD=VALUE strings (country=KAZ, source=un.org, path=GLOB, any metadata field).
+            since, until: only documents dated within these years or ISO dates (inclusive).
 
         Returns:
             The Answer as a dict: question, found, text, confidence, quotes and related
             (each with doc_id, title, source, date, start, end, text, score, highlight), search_query.
         """
         try:  # the assistant checks the history's shape: list() here would split a string into letters
-            return answer_dict(bot.answer(question, history=[] if history is None else history))
+            if isinstance(where, str):
+                raise ValueError("where must be a list of FIELD=VALUE strings, not a single string.")
+            filters = filter_from(where or (), since=since or "", until=until or "")
+            return answer_dict(bot.answer(question, history=[] if history is None else history, filters=filters or None))
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -390,11 +400,12 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
             return "", chat, ""
         return "", chat + [{"role": "user", "content": render_question(message)}], message
 
-    def respond(question: str, chat: list, turns: list) -> tuple[list, list]:
+    def respond(question: str, chat: list, turns: list, countries: list[str] | None = None, since: str = "", until: str = "") -> tuple[list, list]:
         if not question.strip():
             return chat, turns
         try:
-            answer = bot.answer(question, history=turns[-2:])
+            filters = filter_from([f"country={c}" for c in countries or ()], since=str(since or "").strip(), until=str(until or "").strip())
+            answer = bot.answer(question, history=turns[-2:], filters=filters or None)
         except ValueError as exc:
             return chat + [{"role": "assistant", "content": f'<div class="rc-reply"><p>{_text(str(exc))}</p></div>'}], turns
         return chat + [{"role": "assistant", "content": render_answer(answer, document_text)}], turns + [answer]
@@ -421,6 +432,17 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
                 box = gr.Textbox(elem_id="question", show_label=False, placeholder="Ask a question…", submit_btn="Ask", autofocus=True)
             with gr.Column(scale=1, min_width=260):
                 status = gr.Markdown(index_summary, elem_id="index-status")  # a function: counted again on every page load
+                catalogue = bot.index.catalogue
+                years = catalogue.years()
+                with gr.Accordion("Filters", open=False, elem_id="filters"):
+                    only_countries = gr.Dropdown(
+                        choices=[(f"{display(c)} ({c})", c) for c in catalogue.countries()],
+                        multiselect=True,
+                        label="Countries (the documents' metadata)",
+                        elem_id="filter-countries",
+                    )
+                    only_since = gr.Textbox(label=f"From year{f' ({years[0]}–{years[-1]} indexed)' if years else ''}", elem_id="filter-since", max_lines=1)
+                    only_until = gr.Textbox(label="Until year", elem_id="filter-until", max_lines=1)
                 with gr.Accordion("Add documents", open=uploads, elem_id="uploads"):
                     if uploads:
                         files = gr.File(label=f"{', '.join(SUFFIXES)} files, up to {max_upload_mb:g} MB each", file_count="multiple", file_types=list(SUFFIXES), elem_id="upload-files")
@@ -431,14 +453,14 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
 
         private: dict[str, Any] = {"api_visibility": "private"}
         box.submit(show_question, [box, chatbot], [box, chatbot, asked], queue=False, **private).then(
-            respond, [asked, chatbot, turns], [chatbot, turns], **private
+            respond, [asked, chatbot, turns, only_countries, only_since, only_until], [chatbot, turns], **private
         )
 
         def pick_example(chat: list, evt: gr.SelectData) -> tuple[str, list, str]:
             return show_question(evt.value["text"], chat)
 
         chatbot.example_select(pick_example, [chatbot], [box, chatbot, asked], queue=False, **private).then(
-            respond, [asked, chatbot, turns], [chatbot, turns], **private
+            respond, [asked, chatbot, turns, only_countries, only_since, only_until], [chatbot, turns], **private
         )
         chatbot.clear(lambda: [], None, turns, queue=False, **private)
         gr.api(ask, api_name="ask")

@@ -1,0 +1,109 @@
+"""Metadata that search uses: context headers, filters inside retrieval, and questions that name their documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from regional_chat.facets import context_header, describe_filter, facets, lexical_header, understand
+from regional_chat.index import build_index, load_index
+from regional_chat.retrieval import Retriever
+from regional_chat.types import Filter
+
+# Speeches as the UN General Assembly corpus gives them: the text never names its own country or year.
+SPEECHES = [
+    ("KAZ_48_1993", "KAZ", 1993, "We propose a conference on interaction and confidence-building measures in Asia."),
+    ("KAZ_55_2000", "KAZ", 2000, "We propose a regional centre for preventive diplomacy and water cooperation."),
+    ("UZB_48_1993", "UZB", 1993, "We propose a nuclear-weapon-free zone in our region and cooperation on water."),
+    ("TJK_58_2003", "TJK", 2003, "We propose an international year of fresh water and a decade of action on water."),
+    ("KGZ_62_2007", "KGZ", 2007, "We propose a mountain partnership and a conference on the glaciers that feed our rivers."),
+]
+
+
+@pytest.fixture
+def speeches(tmp_path: Path, settings, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with open(corpus / "ungd.jsonl", "w", encoding="utf-8") as handle:
+        for sid, iso3, year, text in SPEECHES:
+            handle.write(json.dumps({"id": sid, "country_iso3": iso3, "year": year, "session": int(sid.split("_")[1]), "text": text}) + "\n")
+    build_index(corpus, tmp_path / "ix", settings, embedder=embedder, warn=lambda m: None)
+    index = load_index(tmp_path / "ix", settings, embedder)
+    yield index, Retriever(index, index.lexical, embedder, settings)
+    index.close()
+
+
+def _docs(hits) -> list[str]:
+    return [h.chunk.doc_id.split("#")[1] for h in hits]
+
+
+def test_header_says_country_year_and_session():
+    meta = {"country_iso3": "KAZ", "year": "1993", "session": "48"}
+    assert context_header(meta) == "Kazakhstan, 1993, session 48."
+    lexical = lexical_header(meta)
+    assert lexical.startswith("Kazakhstan, 1993, session 48.")
+    for name in ("KAZ", "Kazakh", "Казахстан", "Қазақстан"):
+        assert name in lexical.split() or name in lexical
+    assert context_header({"source": "https://mfa.gov.kz/en/news/1", "date": "2024-03-14"}) == "2024-03-14, mfa.gov.kz."
+    assert context_header({}) == ""
+
+
+def test_facets_read_every_spelling_of_country_and_date():
+    assert facets({"country": "Kazakhstan", "date": "2024-03-14"}).countries == ("KAZ",)
+    assert facets({"country": "Казахстан"}).countries == ("KAZ",)
+    assert facets({"country_iso3": "UZB", "year": 1993}).year == 1993
+    assert facets({"date": "March 5, 2019"}).date == "2019"
+    assert facets({"country": "Atlantis"}).countries == ()
+
+
+def test_headers_let_bm25_find_what_only_the_metadata_says(speeches):
+    index, retriever = speeches
+    hits = retriever.search("Kazakhstan 1993", 5, mode="lexical")
+    assert _docs(hits)[0] == "KAZ_48_1993"  # neither word is in the speech's text
+    # the chunk (and so every quote) is the text alone: offsets slice the document, no header inside
+    for hit in hits:
+        doc = index.document(hit.chunk.doc_id)
+        assert doc.text[hit.chunk.start : hit.chunk.end] == hit.chunk.text
+        assert "Kazakhstan" not in hit.chunk.text
+
+
+def test_filter_applies_inside_retrieval_on_every_mode(speeches):
+    _, retriever = speeches
+    only = Filter(countries=("KAZ",))
+    for mode in ("dense", "lexical", "hybrid"):
+        hits = retriever.search("We propose cooperation on water", 5, mode=mode, where=only)
+        assert set(_docs(hits)) <= {"KAZ_48_1993", "KAZ_55_2000"}, mode
+    # the filter is applied before ranking, so both Kazakh speeches come back even where others score higher
+    assert set(_docs(retriever.search("We propose cooperation on water", 5, mode="dense", where=only))) == {"KAZ_48_1993", "KAZ_55_2000"}
+    years = Filter(since="1995", until="2005")
+    assert set(_docs(retriever.search("We propose water", 5, where=years))) == {"KAZ_55_2000", "TJK_58_2003"}
+    assert _docs(retriever.search("We propose water", 5, where=Filter(fields=(("session", "62"),)))) == ["KGZ_62_2007"]
+    assert retriever.search("We propose water", 5, where=Filter(countries=("AFG",))) == []
+
+
+def test_question_that_names_country_and_year_ranks_its_speech_first(speeches):
+    index, retriever = speeches
+    question = "In its 1993 speech, what did Uzbekistan propose?"
+    prefer = understand(question, index.catalogue.facets_of().values())
+    assert prefer.countries == ("UZB",) and prefer.years == (1993,)
+    assert prefer.describe() == "Searched Uzbekistan, 1993"
+    hits = retriever.search(question, 5, prefer=prefer)
+    assert _docs(hits)[0] == "UZB_48_1993"
+    assert hits[0].preferred and not hits[-1].preferred
+    # a boost, not a filter: the other speeches still come back after it
+    assert len(hits) == 5
+    # a country the index holds no document for narrows nothing
+    assert not understand("What did Chad propose in 1950?", index.catalogue.facets_of().values())
+
+
+def test_filter_is_checked_and_described():
+    with pytest.raises(ValueError, match="tuple of strings"):
+        Filter(countries="KAZ")
+    with pytest.raises(ValueError, match="ISO date"):
+        Filter(since="last year")
+    with pytest.raises(ValueError, match="after"):
+        Filter(since="2015", until="2010")
+    assert describe_filter(Filter(countries=("KAZ", "UZB"), since="2010", until="2015")) == "Only Kazakhstan or Uzbekistan, 2010 to 2015"
+    assert not Filter()
