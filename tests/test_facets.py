@@ -107,3 +107,14 @@ def test_filter_is_checked_and_described():
         Filter(since="2015", until="2010")
     assert describe_filter(Filter(countries=("KAZ", "UZB"), since="2010", until="2015")) == "Only Kazakhstan or Uzbekistan, 2010 to 2015"
     assert not Filter()
+
+
+def test_filter_from_where_strings():
+    from regional_chat.facets import filter_from
+
+    flt = filter_from(["country=Казахстан", "country=uzb", "source=un.org", "path=speeches/*", "session=48"], since="2010", until="2015")
+    assert flt == Filter(countries=("KAZ", "UZB"), since="2010", until="2015", sources=("un.org",), paths=("speeches/*",), fields=(("session", "48"),))
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        filter_from(["KAZ"])
+    with pytest.raises(ValueError, match="no country is called 'Atlantis'"):
+        filter_from(["country=Atlantis"])

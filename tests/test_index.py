@@ -167,7 +167,7 @@ def test_a_file_that_becomes_unreadable_keeps_its_indexed_version(corpus, tmp_pa
 
 def test_empty_corpus_is_a_clear_error(tmp_path, settings, embedder):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CorpusError, match="holds no .txt, .md or .jsonl file"):
+    with pytest.raises(CorpusError, match=r"holds no \.txt, \.md, .* or \.docx file"):
         _build(tmp_path / "empty", tmp_path / "ix", settings, embedder)
     (tmp_path / "empty" / "blank.txt").write_text("  \n")
     with pytest.raises(CorpusError, match="no readable document"):

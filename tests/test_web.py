@@ -125,7 +125,7 @@ def test_clean_filename(name, expected):
     assert web.clean_filename(name) == expected
 
 
-@pytest.mark.parametrize("name", ["run.exe", "notes.txt.exe", "page.html", "noext", ".txt", "../.md", "***.txt"])
+@pytest.mark.parametrize("name", ["run.exe", "notes.txt.exe", "slides.pptx", "noext", ".txt", "../.md", "***.txt"])
 def test_clean_filename_refuses(name):
     with pytest.raises(web.UploadError):
         web.clean_filename(name)
@@ -318,7 +318,7 @@ def test_no_route_stores_a_file_when_uploads_are_off(bot, tmp_path, monkeypatch)
 
 def test_the_upload_route_takes_only_corpus_types_when_uploads_are_on(server):
     refused = _post_files(server, [("noise.bin", os.urandom(100_000))])
-    assert refused.status_code == 415 and "only .txt, .md, .jsonl files" in refused.text
+    assert refused.status_code == 415 and "only .txt, .md, .jsonl, .pdf, .html, .htm, .docx files" in refused.text
     mixed = _post_files(server, [("ok.txt", b"fine\n"), ("evil.exe", b"MZ")])
     assert mixed.status_code == 415
     mentions = _post_files(server, [("howto.txt", b'Attach it as filename="report.exe" in the form.\n')])

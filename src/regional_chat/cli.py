@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build", help="index the corpus (only new and changed documents are embedded)")
-    p.add_argument("--corpus", default=os.environ.get("REGIONAL_CHAT_CORPUS", DEFAULT_CORPUS), help="folder or .jsonl/.txt/.md file (default: corpus)")
+    p.add_argument("--corpus", default=os.environ.get("REGIONAL_CHAT_CORPUS", DEFAULT_CORPUS), help="folder, or one .txt/.md/.jsonl/.pdf/.html/.docx file (default: corpus)")
     _add_index_option(p)
     _add_model_options(p)
     p.add_argument("--chunk-tokens", type=int, dest="chunk_tokens", help="token budget of a chunk (default 200)")

@@ -3,8 +3,11 @@
 ``.txt`` and ``.md`` files are one document each, with optional YAML front
 matter (``title``, ``date``, ``source``, ``country``, ...). ``.jsonl`` files
 hold one document a line: ``text``, plus any other fields as metadata and
-``id`` when given. A file that is binary or not UTF-8 is skipped with a
-warning that names it; the rest of the corpus is still read.
+``id`` when given. ``.pdf`` (the text layer, with page offsets), ``.html``/``.htm``
+(the main text, without navigation and boilerplate) and ``.docx`` files are one
+document each, read by the modules of ``regional_chat.ingest``. A file that is
+binary, not UTF-8, damaged, encrypted or without text is skipped with a warning
+that names it; the rest of the corpus is still read.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from . import ingest  # the readers' registry only: each format's library loads with its first file
 from .types import Document
 
-SUFFIXES = (".txt", ".md", ".jsonl")
-MAX_TEXT_FILE_BYTES = 32 * 1024 * 1024  # a single .txt/.md document; JSON Lines files are streamed
+SUFFIXES = (".txt", ".md", ".jsonl", ".pdf", ".html", ".htm", ".docx")
+SUPPORTED = ", ".join(SUFFIXES[:-1]) + " or " + SUFFIXES[-1]  # for messages: ".txt, .md, ... or .docx"
+MAX_TEXT_FILE_BYTES = 32 * 1024 * 1024  # a single .txt/.md/.html document; JSON Lines files are streamed
 MAX_TITLE_CHARS = 200
 
 
@@ -55,7 +60,7 @@ def list_files(corpus: str | Path, warn: Callable[[str], None] | None = None) ->
     ``corpus/`` can never index (and quote) a file the corpus does not hold.
 
     Args:
-        corpus: a folder, or one .txt/.md/.jsonl file.
+        corpus: a folder, or one file of a supported type (``SUFFIXES``).
         warn: called with one message per skipped link or unreadable entry.
 
     Raises:
@@ -69,7 +74,7 @@ def list_files(corpus: str | Path, warn: Callable[[str], None] | None = None) ->
         st = root.stat()
         return [SourceFile(root, root.name, st.st_size, st.st_mtime_ns)]
     if not root.is_dir():
-        raise CorpusError(f"corpus {root} does not exist: create it and put .txt, .md or .jsonl files in it.")
+        raise CorpusError(f"corpus {root} does not exist: create it and put {SUPPORTED} files in it.")
     real_root = root.resolve()
     found: list[SourceFile] = []
     for dirpath, dirnames, filenames in os.walk(root):  # never follows links to folders
@@ -135,13 +140,18 @@ def sha256_file(path: Path) -> str:
 
 
 def read_documents(source: SourceFile) -> Iterator[Document | str]:
-    """The documents of one file, in order; a ``str`` in the stream is a warning about one line.
+    """The documents of one file, in order; a ``str`` in the stream is a warning (a line or pages skipped).
 
     Raises:
-        DocumentError: the whole file is unreadable (binary, not UTF-8, empty, too large).
+        DocumentError: the whole file is unreadable (binary, not UTF-8, empty, too large,
+            damaged, encrypted, a PDF without a text layer).
     """
-    if source.path.suffix.lower() == ".jsonl":
+    suffix = source.path.suffix.lower()
+    if suffix == ".jsonl":
         yield from _read_jsonl(source)
+        return
+    if suffix in ingest.READERS:
+        yield from _read_with(ingest.reader(suffix), ingest.max_bytes(suffix), source)
         return
     if source.size > MAX_TEXT_FILE_BYTES:
         raise DocumentError(f"{source.rel}: {source.size:,} bytes is over the {MAX_TEXT_FILE_BYTES:,}-byte limit for one document; skipped. Split it into smaller files to index it.")
@@ -150,6 +160,18 @@ def read_documents(source: SourceFile) -> Iterator[Document | str]:
     except OSError as exc:
         raise DocumentError(f"{source.rel}: cannot be read ({exc.strerror}).") from exc
     yield parse_text_document(source.rel, data, markdown=source.path.suffix.lower() == ".md")
+
+
+def _read_with(read: Callable[[str, bytes], tuple[Document, list[str]]], limit: int, source: SourceFile) -> Iterator[Document | str]:
+    if source.size > limit:  # before the bytes are loaded
+        raise DocumentError(f"{source.rel}: {source.size:,} bytes is over the {limit:,}-byte limit for one document; skipped. Split it into smaller files to index it.")
+    try:
+        data = source.path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{source.rel}: cannot be read ({exc.strerror}).") from exc
+    document, warnings = read(source.rel, data)
+    yield from warnings
+    yield document
 
 
 def _decode(rel: str, data: bytes) -> str:

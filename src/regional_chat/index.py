@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .chunking import Chunker
-from .documents import CorpusError, DocumentError, SourceFile, list_files, read_documents, sha256_file
+from .documents import SUPPORTED, CorpusError, DocumentError, SourceFile, list_files, read_documents, sha256_file
 from .embedding import Embedder, make_embedder
 from . import index_kinds
 from .settings import Settings
@@ -869,7 +869,7 @@ def build_index(
 
     files = list_files(corpus, warn=skip)  # fails early, before any lock or model, on a missing corpus
     if not files:
-        raise CorpusError(f"corpus {corpus} holds no .txt, .md or .jsonl file: add documents and build again.")
+        raise CorpusError(f"corpus {corpus} holds no {SUPPORTED} file: add documents and build again.")
     with build_lock(root, wait=wait):
         _remove_stale(root)
         embedder = embedder or make_embedder(settings)
@@ -897,7 +897,7 @@ def build_index(
         if documents == 0:
             raise CorpusError(
                 f"corpus {corpus} holds no readable document ({len(plan.skipped)} file(s) skipped): "
-                "add .txt, .md or .jsonl files with text and build again."
+                f"add {SUPPORTED} files with text and build again."
             )
         kind_changes = old is not None and index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind) != old.index_kind
         if old is not None and not plan.changes and not plan.stats_changed and not kind_changes and not force:

@@ -152,7 +152,7 @@ def clean_filename(name: str) -> str:
     """A safe file name for the corpus folder: no folders, no hidden files, an allowed type.
 
     Raises:
-        UploadError: the name has no usable part or is not a .txt, .md or .jsonl file.
+        UploadError: the name has no usable part or is not a corpus file type (documents.SUFFIXES).
     """
     base = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]  # no folders, either slash
     stem, suffix = os.path.splitext(base)
@@ -250,7 +250,7 @@ class UploadGuard:
     When uploads are off (read-only, or public without a login), every request to a
     route that stores files is refused with 403 before Gradio reads a byte of it.
     When they are on, the upload route accepts only what the panel accepts: at most
-    ``MAX_FILES_PER_UPLOAD`` corpus files (.txt, .md, .jsonl) of at most
+    ``MAX_FILES_PER_UPLOAD`` corpus files (documents.SUFFIXES) of at most
     ``max_bytes`` each. The body is read (bounded) and checked before Gradio
     sees it, so a refused file never reaches Gradio's temp folder.
     """
