@@ -153,18 +153,13 @@ def read_documents(source: SourceFile) -> Iterator[Document | str]:
     if suffix in ingest.READERS:
         yield from _read_with(ingest.reader(suffix), ingest.max_bytes(suffix), source)
         return
-    if source.size > MAX_TEXT_FILE_BYTES:
-        raise DocumentError(f"{source.rel}: {source.size:,} bytes is over the {MAX_TEXT_FILE_BYTES:,}-byte limit for one document; skipped. Split it into smaller files to index it.")
-    try:
-        data = source.path.read_bytes()
-    except OSError as exc:
-        raise DocumentError(f"{source.rel}: cannot be read ({exc.strerror}).") from exc
-    yield parse_text_document(source.rel, data, markdown=source.path.suffix.lower() == ".md")
+    markdown = suffix == ".md"
+    yield from _read_with(lambda rel, data: (parse_text_document(rel, data, markdown=markdown), []), MAX_TEXT_FILE_BYTES, source)
 
 
 def _read_with(read: Callable[[str, bytes], tuple[Document, list[str]]], limit: int, source: SourceFile) -> Iterator[Document | str]:
     if source.size > limit:  # before the bytes are loaded
-        raise DocumentError(f"{source.rel}: {source.size:,} bytes is over the {limit:,}-byte limit for one document; skipped. Split it into smaller files to index it.")
+        raise too_large(source.rel, source.size, limit)
     try:
         data = source.path.read_bytes()
     except OSError as exc:
@@ -172,6 +167,11 @@ def _read_with(read: Callable[[str, bytes], tuple[Document, list[str]]], limit: 
     document, warnings = read(source.rel, data)
     yield from warnings
     yield document
+
+
+def too_large(rel: str, size: int, limit: int) -> DocumentError:
+    """The error for a file over the size limit of its type."""
+    return DocumentError(f"{rel}: {size:,} bytes is over the {limit:,}-byte limit for one document; skipped. Split it into smaller files to index it.")
 
 
 def _decode(rel: str, data: bytes) -> str:

@@ -373,6 +373,7 @@ class Catalogue:
         for doc_id, title, metadata in store.iter_document_metadata():
             meta = dict(metadata)
             self.entries.append((doc_id, facets(meta, title), meta, str(meta.get("source", "") or meta.get("url", ""))))
+        self._facets = {doc_id: f for doc_id, f, _, _ in self.entries}  # read by every question: built once
 
     def doc_ids(self, flt: Filter) -> list[str]:
         from .facets import matches
@@ -387,7 +388,8 @@ class Catalogue:
         return self._store.chunk_ids_of(doc_ids)
 
     def facets_of(self) -> dict[str, Facets]:
-        return {doc_id: f for doc_id, f, _, _ in self.entries}
+        """doc_id -> its facets (the catalogue's own mapping: do not change it)."""
+        return self._facets
 
     def countries(self) -> list[str]:
         """The ISO codes the documents' metadata names, sorted."""

@@ -8,7 +8,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator, Mapping
 
-from ..documents import DocumentError, _clip_title, _first_line, sha256
+from ..documents import DocumentError, _clip_title, _first_line, sha256, too_large
 from ..types import Document
 
 # C0 controls other than tab and newline (and DEL): never quoted, never shown. Form feeds
@@ -25,7 +25,7 @@ def clean(text: str) -> str:
 
 def check_size(rel: str, data: bytes, limit: int) -> None:
     if len(data) > limit:
-        raise DocumentError(f"{rel}: {len(data):,} bytes is over the {limit:,}-byte limit for one document; skipped. Split it into smaller files to index it.")
+        raise too_large(rel, len(data), limit)
 
 
 def make_document(rel: str, data: bytes, text: str, *, title: str = "", metadata: Mapping[str, str] | None = None, pages: tuple[int, ...] = ()) -> Document:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from ..documents import MAX_TEXT_FILE_BYTES, DocumentError
+from ..documents import MAX_TEXT_FILE_BYTES, DocumentError, _binary
 from ..types import Document
 from ._common import captured_log, check_size, clean, make_document
 
@@ -75,7 +75,7 @@ def _decode(rel: str, data: bytes) -> str:
             return _strict(rel, data[len(bom) :], codec, f"starts with a {codec.upper()} byte order mark")
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise DocumentError(f"{rel}: holds a NUL byte at byte {nul:,} (binary, or damaged text); skipped.")
+        raise _binary(rel, nul)
     match = _CHARSET.search(data[:4096])
     if match:
         label = match.group(1).decode("ascii").lower()
