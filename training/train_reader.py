@@ -259,6 +259,25 @@ def record_probe(folder: Path) -> dict:
     return probe
 
 
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory instead of handing it back to the kernel after every step.
+
+    Each training step allocates and frees hundreds of MB of activations; by default glibc
+    returns large blocks with munmap and takes them back with page faults on the next step.
+    Measured here (2 cores, bf16 autocast, 32 windows of 256 tokens): 5.0 s a step before,
+    3.2 s after. A no-op where the C library is not glibc.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    for option, value in ((M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, 1 << 31), (M_TOP_PAD, 1 << 28)):
+        libc.mallopt(option, value)
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
@@ -270,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--backbone", choices=reader_model.BACKBONES, default="minilm")
+    p.add_argument("--init", type=Path, default=None, help="start from this trained reader's weights (a second stage) instead of a new head")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0: run the epochs)")
@@ -278,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--windows-per-batch", type=int, default=32)
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--stride", type=int, default=96)
+    p.add_argument("--serve-max-len", type=int, default=384, help="window length when serving: a whole chunk in one window")
     p.add_argument("--distractors", type=int, default=1)
     p.add_argument("--shared-weight", type=float, default=1.0)
     p.add_argument("--limit", type=int, default=0, help="use only the first N questions (after shuffling): smoke runs and pilots")
@@ -294,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
+    keep_freed_memory()
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     t0 = time.time()
     examples, files, pools = training_examples(args.data)
@@ -302,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         examples = examples[: args.limit]
     negatives = add_distractors(examples, pools, args.distractors, args.seed)
-    model, tokenizer = reader_model.new_model(args.backbone)
+    if args.init is not None:
+        model, tokenizer, init_meta = reader_model.load_trained(args.init, "float32")
+        if init_meta["backbone"] != args.backbone:
+            raise SystemExit(f"--init {args.init} is a {init_meta['backbone']} reader, not {args.backbone}.")
+    else:
+        model, tokenizer = reader_model.new_model(args.backbone)
+        init_meta = None
     feats = featurise(tokenizer, examples + negatives, args.max_len, args.stride)
     n_q = len({e.qid for e in examples})
     print(
@@ -355,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "stride": args.stride,
         "max_question_tokens": 64,
         "max_answer_tokens": 30,
+        "serve_max_len": args.serve_max_len,
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
         "backbone_model": reader_model.backbone_id(args.backbone),
         "trained": {
@@ -378,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
             "data": {f: sha256(args.data / f) for f in files},
         },
     }
+    if init_meta is not None:
+        # the stages before this one, oldest first: together they say how the weights were made
+        meta["trained"]["init"] = str(args.init)
+        meta["stages"] = init_meta.get("stages", []) + [init_meta["trained"]]
     (args.out / "reader.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     probe = record_probe(args.out)
     print(f"probe: {probe['question']!r} -> {probe['text']!r}")
