@@ -93,7 +93,7 @@ class FixedReader(Reader):
         self.spans = spans
         self.null = null
 
-    def read(self, question, passages, batch=16):
+    def read(self, question, passages, batch=16, headers=None):
         return Reading(tuple(self.spans), self.null, len(passages))
 
 
@@ -216,3 +216,35 @@ def test_one_reader_answers_from_several_threads_as_from_one():
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda q: reader.read(q, passages).best, questions))
     assert [(s.passage, s.start, s.end) for s in together] == [(s.passage, s.start, s.end) for s in alone]
+
+
+def test_a_header_is_read_but_never_part_of_a_span_and_offsets_stay_in_the_passage(tokenizer):
+    passages = ["We propose the formula one plus one.", "It was founded in 2007."]
+    headers = ["Kazakhstan, 1992, session 47.", ""]
+    bare = make_windows(tokenizer, "What formula did Kazakhstan propose in 1992?", passages)
+    read = make_windows(tokenizer, "What formula did Kazakhstan propose in 1992?", passages, headers=headers)
+    # the header's tokens are in the input, so the model reads them ...
+    assert len(read[0].input_ids) > len(bare[0].input_ids) and read[1].input_ids == bare[1].input_ids
+    # ... but the selectable tokens, and their offsets, are the passage's alone
+    assert [o for o in read[0].offsets if o[0] >= 0] == [o for o in bare[0].offsets if o[0] >= 0]
+    for w in read:
+        assert "".join(passages[w.passage][s:e] for s, e in w.offsets if s >= 0) == "".join(passages[w.passage].split())
+    with pytest.raises(ValueError, match="headers"):
+        make_windows(tokenizer, "Who?", passages, headers=["one"])
+
+
+def test_the_answerer_reads_each_passage_after_its_documents_header():
+    seen = {}
+
+    class Recorder(FixedReader):
+        def read(self, question, passages, batch=16, headers=None):
+            seen["headers"] = headers
+            return super().read(question, passages)
+
+    doc = Document("k.txt", TEXT, "K", "0" * 64, {"country_iso3": "KAZ", "year": "1993"})
+    span = SpanScore(0, 0, 21, 25, 9.0, 1.0)
+    hits = _hits(TEXT, "k.txt")
+    ReaderAnswerer(Recorder([span]), Calibration.uncalibrated()).extract("When?", hits, {"k.txt": doc}.__getitem__)
+    assert seen["headers"] == ["Kazakhstan, 1993."]
+    ReaderAnswerer(Recorder([span]), Calibration.uncalibrated(), headers=False).extract("When?", hits, {"k.txt": doc}.__getitem__)
+    assert seen["headers"] is None

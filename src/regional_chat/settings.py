@@ -61,6 +61,7 @@ class Settings:
     vector_memory_mb: int = 1024
     context_headers: bool = True
     prefer_named: bool = True  # documents whose metadata matches a country or year the question names rank first
+    reader_headers: bool = True  # the reader reads each passage after its document's context header (never quoted)
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:

@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..chunking import split_sentences
+from ..facets import context_header
 from ..text import language_of
 from ..types import Answer, Document, Hit, Quote
 from .reader import WEIGHTS, Reader, Reading
@@ -136,17 +137,34 @@ class ReaderAnswerer:
         reader: the span reader (default: the shipped weights).
         calibration: the confidence model (default: the shipped calibration.json).
         max_quotes: quotes shown for one answer (the best, plus passages that agree with it).
+        headers: read each passage after its document's context header ("Kazakhstan, 1993,
+            session 48."), as search does: a speech seldom names its own country or year, and a
+            question often does. The header is never part of a span or a quote.
     """
 
-    def __init__(self, reader: Reader | None = None, calibration: Calibration | None = None, max_quotes: int = 3) -> None:
+    def __init__(
+        self, reader: Reader | None = None, calibration: Calibration | None = None, max_quotes: int = 3, headers: bool = True
+    ) -> None:
         self.reader = reader or Reader()
         self.calibration = calibration or load_calibration(self.reader.folder)
         self.max_quotes = max_quotes
+        self.headers = headers
 
-    def read(self, question: str, hits: Sequence[Hit]) -> ReadResult:
-        """Read ``question`` over the passages of ``hits``; no decision yet."""
+    def read(self, question: str, hits: Sequence[Hit], document: Callable[[str], Document] | None = None) -> ReadResult:
+        """Read ``question`` over the passages of ``hits``; no decision yet.
+
+        ``document`` (doc id -> Document) gives the headers; without it the passages are read bare.
+        """
         hits = tuple(hits)
-        reading = self.reader.read(question, [h.chunk.text for h in hits])
+        passages = [h.chunk.text for h in hits]
+        if self.headers and document is not None and hits:
+            by_doc: dict[str, str] = {}
+            for h in hits:
+                if h.chunk.doc_id not in by_doc:
+                    by_doc[h.chunk.doc_id] = context_header(document(h.chunk.doc_id).metadata)
+            reading = self.reader.read(question, passages, headers=[by_doc[h.chunk.doc_id] for h in hits])
+        else:
+            reading = self.reader.read(question, passages)
         best = reading.best
         if best is None:
             return ReadResult(question, hits, reading, (0.0,) * len(FEATURES), -1, -1)
@@ -210,7 +228,7 @@ class ReaderAnswerer:
 
     def extract(self, question: str, hits: Sequence[Hit], document: Callable[[str], Document], *_: object, abstain: bool = True) -> Answer:
         """read + answer in one call (the AnswerExtractor-compatible signature)."""
-        return self.answer(self.read(question, hits), document, abstain)
+        return self.answer(self.read(question, hits, document), document, abstain)
 
     def _quote(self, doc: Document, start: int, end: int, *, hit: Hit, score: float, highlight: bool = True) -> Quote:
         """The sentence(s) of ``hit``'s chunk that hold [start, end), the span highlighted."""

@@ -84,8 +84,8 @@ class Reader:
     def meta(self) -> dict:
         return self._load()[2]
 
-    def read(self, question: str, passages: Sequence[str], batch: int = 16) -> Reading:
-        """Score spans of ``passages`` for ``question``."""
+    def read(self, question: str, passages: Sequence[str], batch: int = 16, headers: Sequence[str] | None = None) -> Reading:
+        """Score spans of ``passages`` for ``question`` (``headers``: a line read before each passage, never quoted)."""
         if not passages:
             return Reading((), 0.0, 0)
         import torch
@@ -101,6 +101,7 @@ class Reader:
                 max_len=int(meta.get("serve_max_len", meta["max_len"])),
                 stride=int(meta["stride"]),
                 max_question_tokens=int(meta["max_question_tokens"]),
+                headers=headers,
             )
         if not windows:
             return Reading((), 0.0, 0)

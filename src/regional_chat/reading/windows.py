@@ -48,6 +48,7 @@ def make_windows(
     max_len: int = 256,
     stride: int = 96,
     max_question_tokens: int = 64,
+    headers: Sequence[str] | None = None,
 ) -> list[Window]:
     """The windows of ``passages`` for ``question``, passage by passage, in order.
 
@@ -57,16 +58,24 @@ def make_windows(
         passages: the texts to read.
         max_len: tokens per window, special tokens included.
         stride: tokens two windows of one passage share.
+        headers: a line to read before each passage ("Kazakhstan, 1993, session 48."): the
+            model sees it, but no span can start or end in it, and offsets still point into
+            the passage alone.
 
     Returns:
         Windows; ``passage`` says which passage each one reads.
     """
     if not passages:
         return []
+    if headers is not None and len(headers) != len(passages):
+        raise ValueError(f"{len(headers)} headers for {len(passages)} passages.")
+    # characters before each passage's own text; tokens there are read but never selectable
+    shift = [len(h) + 1 if h else 0 for h in headers] if headers is not None else [0] * len(passages)
+    texts = [f"{h}\n{t}" if n else t for h, t, n in zip(headers or [""] * len(passages), passages, shift)]
     question = trim_question(tokenizer, question, max_question_tokens)
     enc = tokenizer(
         [question] * len(passages),
-        list(passages),
+        texts,
         truncation="only_second",
         max_length=max_len,
         stride=stride,
@@ -78,8 +87,10 @@ def make_windows(
     windows = []
     for i, sample in enumerate(enc["overflow_to_sample_mapping"]):
         seq = enc.sequence_ids(i)
+        k = shift[int(sample)]
         offsets = tuple(
-            (int(o[0]), int(o[1])) if s == 1 and o[1] > o[0] else (-1, -1) for s, o in zip(seq, enc["offset_mapping"][i])
+            (int(o[0]) - k, int(o[1]) - k) if s == 1 and o[1] > o[0] and o[0] >= k else (-1, -1)
+            for s, o in zip(seq, enc["offset_mapping"][i])
         )
         windows.append(
             Window(
