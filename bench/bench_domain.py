@@ -47,7 +47,7 @@ def doc_id_of(doc: str | None) -> str | None:
     return ARTICLE if doc == ARTICLE else f"{SPEECHES}#{doc}"
 
 
-def domain_assistant(settings: Settings, data: Path, work: Path = Path("/tmp/rc-domain")) -> Assistant:
+def domain_assistant(settings: Settings, data: Path, work: Path = Path("/tmp/rc-domain"), answerer: object | None = None) -> Assistant:
     """An assistant over the speeches + the article, indexed under ``work`` (built when needed)."""
     corpus = work / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def domain_assistant(settings: Settings, data: Path, work: Path = Path("/tmp/rc-
     index_dir = work / settings.model.replace("/", "_").replace(":", "_")
     embedder = make_embedder(settings)
     build_index(corpus, index_dir, settings, embedder=embedder, wait=True, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
-    return Assistant(load_index(index_dir, settings, embedder), settings, embedder, corpus)
+    return Assistant(load_index(index_dir, settings, embedder), settings, embedder, corpus, answerer=answerer)
 
 
 def is_right(row: dict, text: str, doc_id: str) -> bool:

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import SEED
 from regional_chat.assistant import Assistant, context_terms, expand_question, needs_context
-from regional_chat.index import build_index
+from regional_chat.index import build_index, load_index
 from regional_chat.settings import Settings
 from regional_chat.types import Answer, Quote
 
@@ -40,6 +40,48 @@ def test_expand_question_uses_the_latest_answer_first():
     )
     assert expand_question("Where is the UNRCCA headquartered?", [first]) == "Where is the UNRCCA headquartered?"
     assert expand_question("When was it founded?", []) == "When was it founded?"
+
+
+class ScriptedAnswerer:
+    """An answer step that records the questions it read and answers with the confidences it is given."""
+
+    def __init__(self, confidences, threshold=0.5):
+        self.confidences = list(confidences)
+        self.threshold = threshold
+        self.read = []
+
+    def extract(self, question, hits, document, *_, abstain=True):
+        confidence = self.confidences[min(len(self.read), len(self.confidences) - 1)]
+        self.read.append(question)
+        found = confidence >= self.threshold
+        return Answer(question=question, found=found, text=f"reading {len(self.read)}", confidence=confidence)
+
+
+def _scripted_bot(corpus, tmp_path, settings, confidences):
+    from regional_chat.embedding import HashingEmbedder
+
+    build_index(corpus, tmp_path / "ix", settings, warn=lambda m: None)
+    embedder = HashingEmbedder(64)
+    answerer = ScriptedAnswerer(confidences)
+    return Assistant(load_index(tmp_path / "ix", settings, embedder), settings, embedder, corpus, answerer=answerer), answerer
+
+
+FIRST = Answer(question="Who did Nurtleu meet?", found=True, text="Kaha Imnadze", confidence=0.9,
+               quotes=(Quote("d", "t", "", 0, 36, "He met Kaha Imnadze, head of UNRCCA.", 0.9, (7, 19)),))
+
+
+def test_a_follow_up_stops_at_its_first_confident_reading(corpus, tmp_path, settings):
+    bot, answerer = _scripted_bot(corpus, tmp_path, settings, [0.9, 0.95])
+    ans = bot.answer("When was it founded?", history=[FIRST])
+    assert len(answerer.read) == 1 and ans.found and ans.text == "reading 1"
+
+
+def test_a_follow_up_no_reading_answers_keeps_the_most_confident_one(corpus, tmp_path, settings):
+    bot, answerer = _scripted_bot(corpus, tmp_path, settings, [0.1, 0.3, 0.2, 0.1, 0.1])
+    ans = bot.answer("When was it founded?", history=[FIRST])
+    # the whole expansion, then each of the likeliest referents alone
+    assert len(answerer.read) == 5 and answerer.read[0].startswith("When was it founded? (Kaha Imnadze")
+    assert not ans.found and ans.text == "reading 2" and ans.search_query == answerer.read[1]
 
 
 def test_bad_questions_are_clear_errors(bot):

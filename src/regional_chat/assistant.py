@@ -123,7 +123,7 @@ def make_answerer(settings: Settings):
     from .reading.answerer import ReaderAnswerer
     from .reading.reader import Reader
 
-    return ReaderAnswerer(Reader(dtype=settings.dtype))
+    return ReaderAnswerer(Reader(dtype=settings.dtype), headers=settings.reader_headers)
 
 
 class Assistant:
@@ -134,6 +134,8 @@ class Assistant:
         settings: retrieval and answering settings; the model must match the index.
         embedder: the embedder to use (default: the one ``settings.model`` names).
         corpus_dir: the corpus this index is built from (for :meth:`rebuild`).
+        answerer: the answer step (default: the shipped reader and its calibration, see
+            :func:`make_answerer`); calibration passes an uncalibrated one.
 
     Example:
         >>> bot = Assistant.load("index")                          # doctest: +SKIP
@@ -147,13 +149,14 @@ class Assistant:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
         corpus_dir: str | Path | None = None,
+        answerer: object | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.embedder = embedder or make_embedder(self.settings)
         index.manifest.check_compatible(self.embedder, self.settings, index.root)
         self.index_dir = index.root
         self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else _corpus_of(index)
-        self.extractor = make_answerer(self.settings)
+        self.extractor = answerer if answerer is not None else make_answerer(self.settings)
         self._live = self._make_live(index)
         self._rebuild_lock = threading.Lock()
         self._turns: dict[tuple, Answer] = {}  # earlier questions given as text, answered once
@@ -267,6 +270,8 @@ class Assistant:
             candidate = self.extractor.extract(reading, hits, live.index.document, self.embedder, vector, abstain=abstain)
             if answer is None or candidate.confidence > answer.confidence:
                 answer, query, steer = candidate, reading, prefer
+            if answer.found:
+                break  # a confident reading is an answer: the other readings would only cost time
         said = [x for x in (describe_filter(filters) if filters else "", steer.describe()) if x]
         return Answer(
             question=question,
