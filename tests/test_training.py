@@ -62,3 +62,13 @@ def test_a_few_training_steps_lower_the_loss_and_write_a_reader_with_its_contrac
     probe = meta["probe"]
     best = Reader(out).read(probe["question"], [probe["passage"]]).best
     assert (best.start, best.end) == (probe["start"], probe["end"])
+    # a second stage starts from those weights and records the first one under "stages"
+    second = tmp_path / "second"
+    assert train.main(["--data", str(data), "--out", str(second), "--init", str(out), "--steps", "3", "--lr", "1e-4",
+                       "--windows-per-batch", "64", "--log-every", "3", "--threads", "2", "--device", "cpu"]) == 0
+    meta2 = json.loads((second / "reader.json").read_text())
+    assert meta2["stages"] == [meta["trained"]] and meta2["trained"]["init"] == str(out)
+    assert meta2["serve_max_len"] == 384 and meta2["trained"]["steps"] == 3
+    # it started where the first stage ended: its first loss is near the first stage's last, not its first
+    first_loss = meta2["trained"]["loss_curve"][0][1]
+    assert first_loss < 0.7 * curve[0], (first_loss, curve)
