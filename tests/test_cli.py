@@ -24,6 +24,27 @@ def test_build_then_info_then_a_no_change_build(corpus, tmp_path, capsys):
     assert "documents:  4" in capsys.readouterr().out
 
 
+def test_without_model_an_index_is_searched_and_updated_with_the_model_that_built_it(corpus, tmp_path, capsys, monkeypatch):
+    from regional_chat.assistant import Assistant
+    from regional_chat.index import recorded_model
+
+    monkeypatch.delenv("REGIONAL_CHAT_MODEL", raising=False)
+    ix = tmp_path / "ix"
+    assert recorded_model(ix) is None
+    assert main(["build", "--corpus", str(corpus), "--index", str(ix), "--model", "hashing:32", "--quiet"]) == 0
+    capsys.readouterr()
+    assert recorded_model(ix) == "hashing:32"
+    # no --model: the next build finds nothing to re-embed, ask and the Python API use hashing:32
+    assert main(["build", "--corpus", str(corpus), "--index", str(ix), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("0 added, 0 changed, 0 removed, 4 unchanged")
+    assert main(["ask", "Who chaired the water meeting?", "--index", str(ix), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["question"] == "Who chaired the water meeting?"
+    assert Assistant.load(ix).embedder.name == "hashing:32"
+    # a --model that differs is still refused with the rebuild hint, not silently mixed
+    assert main(["ask", "Who chaired the water meeting?", "--index", str(ix), "--model", "hashing:64"]) == 2
+    assert "built with model hashing:32" in capsys.readouterr().err
+
+
 def test_errors_are_one_clear_line_and_exit_code_2(tmp_path, capsys):
     assert main(["info", "--index", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err.strip() == f"error: no index at {tmp_path / 'none'}: run `regional-chat build` first."

@@ -1,6 +1,9 @@
 """Fit the reader's confidence (a probability that the answer is right) and its answer threshold.
 
-    python training/calibrate_reader.py [--reader DIR]
+    python training/calibrate_reader.py [--reader DIR] [--model minilm|e5]
+
+The retriever's fused score is a feature and each encoder scores on its own scale, so each encoder
+gets its own fit: calibration.json (MiniLM), calibration-e5.json (multilingual-e5-small).
 
 The confidence is FITTED on held-out SQuAD questions only, nothing the reader was trained on and
 nothing a reported figure uses:
@@ -36,7 +39,7 @@ from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
 from regional_chat.evaluation import ArticleLeftOut, f1_score, read_squad, reliability, write_contexts_corpus  # noqa: E402
 from regional_chat.index import build_index, load_index  # noqa: E402
-from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer  # noqa: E402
+from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer, calibration_file  # noqa: E402
 from regional_chat.reading.reader import WEIGHTS, Reader  # noqa: E402
 from regional_chat.settings import Settings  # noqa: E402
 
@@ -113,6 +116,8 @@ def read_rows(args: argparse.Namespace, settings: Settings) -> list[tuple[list[f
     """The features and right/wrong of every calibration question, read now or from ``--rows``."""
     reader = Reader(args.reader)
     key = {"reader": reader_hash(args.reader), "features": list(FEATURES), "limit": args.limit, "headers": settings.reader_headers}
+    if settings.model != "minilm":
+        key["model"] = settings.model
     if args.rows and args.rows.is_file():
         cached = json.loads(args.rows.read_text(encoding="utf-8"))
         if cached.get("key") == key:
@@ -121,8 +126,9 @@ def read_rows(args: argparse.Namespace, settings: Settings) -> list[tuple[list[f
     paragraphs, _ = read_squad(args.data / "squad-dev-v2.0-tune-half.json")
     corpus = write_contexts_corpus(paragraphs, args.work / "v2.corpus")
     embedder = make_embedder(settings)
-    build_index(corpus.parent, args.work / "v2.index", settings, embedder=embedder, wait=True)
-    bot = Assistant(load_index(args.work / "v2.index", settings, embedder), settings, embedder, corpus.parent, answerer=answerer)
+    index_dir = args.work / ("v2.index" if settings.model == "minilm" else f"v2.index.{settings.model}")
+    build_index(corpus.parent, index_dir, settings, embedder=embedder, wait=True)
+    bot = Assistant(load_index(index_dir, settings, embedder), settings, embedder, corpus.parent, answerer=answerer)
     rows = squad_rows(bot, answerer, args.data, args.limit) + domain_rows(answerer, args.data, settings)
     if args.rows:
         args.rows.write_text(json.dumps({"key": key, "rows": rows}) + "\n", encoding="utf-8")
@@ -159,9 +165,10 @@ def main() -> int:
     p.add_argument("--rows", type=Path, default=None, help="keep (and reuse) the read features in this JSON file")
     p.add_argument("--limit", type=int, default=0, help="at most this many SQuAD questions (smoke runs)")
     p.add_argument("--no-headers", action="store_true", help="read passages without their documents' context headers")
+    p.add_argument("--model", default="minilm", help="the encoder retrieval uses (its fused scores are a feature): minilm or e5")
     args = p.parse_args()
     t0 = time.time()
-    settings = Settings(reader_headers=not args.no_headers)
+    settings = Settings(reader_headers=not args.no_headers, model=args.model)
     rows = read_rows(args, settings)
     fit = [r for r in rows if r[2] != "domain-dev"]
     dev = [r for r in rows if r[2] == "domain-dev"]
@@ -193,7 +200,7 @@ def main() -> int:
     else:
         threshold, how = squad_threshold, f"threshold {squad_threshold:.3f} chosen on the fit data, wrong answer cost {args.wrong_cost}"
     cal = Calibration(cal.weights, cal.bias, cal.mean, cal.scale, threshold, f"training/calibrate_reader.py: fitted on {fitted}; {how}")
-    (args.reader / "calibration.json").write_text(
+    (args.reader / calibration_file(args.model)).write_text(
         json.dumps(dict(cal.to_json(), threshold_from_squad=squad_threshold, domain_rescale=list(rescale)), indent=1) + "\n", encoding="utf-8"
     )
     result = {
@@ -210,7 +217,7 @@ def main() -> int:
         "domain_dev_by_threshold": threshold_table(np.array([cal.probability(r[0]) for r in dev]), np.array([r[1] for r in dev]), args.wrong_cost) if dev else [],
         "seconds": round(time.time() - t0, 1),
     }
-    (ROOT / "bench" / "results" / "calibration.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    (ROOT / "bench" / "results" / calibration_file(args.model)).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in result.items() if not k.startswith("reliability")}, indent=1))
     return 0
 

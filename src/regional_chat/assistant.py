@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .embedding import Embedder, make_embedder
-from .index import Index, build_index, load_index
+from .index import Index, build_index, load_index, recorded_model
 from .settings import MAX_K, Settings
 from .facets import Understood, describe_filter, understand
 from .types import Answer, BuildReport, Document, Filter, Hit
@@ -120,10 +120,11 @@ def expand_question(question: str, history: Sequence[Answer]) -> str:
 
 def make_answerer(settings: Settings):
     """The answer step: the trained reader shipped in reading/weights, in ``settings.dtype``."""
-    from .reading.answerer import ReaderAnswerer
+    from .reading.answerer import ReaderAnswerer, load_calibration
     from .reading.reader import Reader
 
-    return ReaderAnswerer(Reader(dtype=settings.dtype), headers=settings.reader_headers)
+    reader = Reader(dtype=settings.dtype)
+    return ReaderAnswerer(reader, load_calibration(reader.folder, settings.model), headers=settings.reader_headers)
 
 
 class Assistant:
@@ -171,8 +172,13 @@ class Assistant:
         embedder: Embedder | None = None,
         corpus_dir: str | Path | None = None,
     ) -> "Assistant":
-        """An assistant over the index at ``index_dir`` (built with ``regional-chat build``)."""
-        settings = settings or Settings()
+        """An assistant over the index at ``index_dir`` (built with ``regional-chat build``).
+
+        Without ``settings``, the index is searched with the model that built it.
+        """
+        if settings is None:
+            recorded = recorded_model(index_dir)
+            settings = Settings(model=recorded) if recorded else Settings()
         embedder = embedder or make_embedder(settings)
         return cls(load_index(index_dir, settings, embedder), settings, embedder, corpus_dir)
 

@@ -64,6 +64,13 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
+    if "model" not in changes and getattr(args, "index", None):
+        # no --model: an existing index is searched and updated with the model that built it
+        from .index import recorded_model
+
+        recorded = recorded_model(args.index)
+        if recorded is not None:
+            changes["model"] = recorded
     return Settings(**changes)
 
 

@@ -522,6 +522,27 @@ def current_generation(root: Path) -> Path | None:
     return path
 
 
+def recorded_model(index_dir: str | Path) -> str | None:
+    """The ``--model`` value that built the index at ``index_dir`` ("minilm", "e5", "hashing:64").
+
+    None when nothing is built there, the index is unreadable, or it was built with a model
+    folder (which only its path names). Commands given no ``--model`` use this, so an index
+    built with e5 keeps being searched and updated with e5 whatever the default is.
+    """
+    try:
+        path = current_generation(Path(index_dir))
+        name = Manifest.read(path / MANIFEST).model if path is not None else ""
+    except (IndexCorruptError, OSError, ValueError, KeyError):
+        return None
+    if name == "all-MiniLM-L6-v2":
+        return "minilm"
+    if name.startswith("multilingual-e5-small"):
+        return "e5"
+    if name.startswith("hashing:"):
+        return name
+    return None
+
+
 def load_index(index_dir: str | Path = "index", settings: Settings | None = None, embedder: Embedder | None = None) -> Index:
     """Open the live generation of the index at ``index_dir``.
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -21,8 +23,9 @@ import numpy as np
 
 from ..chunking import split_sentences
 from ..facets import context_header
-from ..text import language_of
+from ..text import language_of, script_of
 from ..types import Answer, Document, Hit, Quote
+from .crosslingual import pivot_question
 from .reader import WEIGHTS, Reader, Reading
 from .windows import SpanScore
 
@@ -37,6 +40,14 @@ FEATURES = (
     "hit_rank",  # 1 / (1 + rank) of that passage
     "agree",  # other passages whose best span says the same (normalised)
     "length",  # log(1 + characters of the span)
+)
+CROSS_CALIBRATION_FILE = "calibration-crosslingual.json"
+CROSS_FEATURES = (
+    "sim",  # cosine of the question to the nearest sentence of the top passages (the index's encoder)
+    "sim_gap",  # that cosine - the next nearest sentence's
+    "hit_score",  # the retriever's fused score of the passage holding that sentence
+    "hit_rank",  # 1 / (1 + rank) of that passage
+    "span_margin",  # the pivot question's best span in the sentence - its no-answer score (0: no pivot)
 )
 _WORDLIKE = re.compile(r"\w", re.UNICODE)
 _TAG = re.compile(r"</?[A-Za-z!][^<>\n]{0,200}>?")  # markup: "<script>", "</div", "<!--"
@@ -60,6 +71,7 @@ class Calibration:
     scale: tuple[float, ...]
     threshold: float
     fitted_on: str = ""
+    features: tuple[str, ...] = FEATURES  # what each weight multiplies, in order
 
     def probability(self, x: Sequence[float]) -> float:
         z = (np.asarray(x, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
@@ -67,9 +79,9 @@ class Calibration:
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "Calibration":
-        if tuple(data.get("features", ())) != FEATURES:
-            raise ValueError(f"calibration features {data.get('features')} are not this code's {list(FEATURES)}: refit with training/calibrate_reader.py.")
+    def from_json(cls, data: Mapping, features: tuple[str, ...] = FEATURES, refit: str = "training/calibrate_reader.py") -> "Calibration":
+        if tuple(data.get("features", ())) != features:
+            raise ValueError(f"calibration features {data.get('features')} are not this code's {list(features)}: refit with {refit}.")
         return cls(
             tuple(map(float, data["weights"])),
             float(data["bias"]),
@@ -77,11 +89,12 @@ class Calibration:
             tuple(map(float, data["scale"])),
             float(data["threshold"]),
             str(data.get("fitted_on", "")),
+            features,
         )
 
     def to_json(self) -> dict:
         return {
-            "features": list(FEATURES),
+            "features": list(self.features),
             "weights": list(self.weights),
             "bias": self.bias,
             "mean": list(self.mean),
@@ -91,18 +104,42 @@ class Calibration:
         }
 
     @classmethod
-    def uncalibrated(cls) -> "Calibration":
-        """Before any fit: the reader's own margin through a sigmoid, answering above 0.5."""
-        w = [0.0] * len(FEATURES)
+    def uncalibrated(cls, features: tuple[str, ...] = FEATURES) -> "Calibration":
+        """Before any fit: the first feature (the reader's own margin) through a sigmoid, answering above 0.5."""
+        w = [0.0] * len(features)
         w[0] = 1.0
-        return cls(tuple(w), 0.0, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), 0.5, "uncalibrated")
+        return cls(tuple(w), 0.0, (0.0,) * len(features), (1.0,) * len(features), 0.5, "uncalibrated", features)
 
 
-def load_calibration(folder: Path = WEIGHTS) -> Calibration:
-    path = folder / CALIBRATION_FILE
+def calibration_file(encoder: str = "") -> str:
+    """The reader's calibration for an encoder: ``calibration-e5.json`` for multilingual-e5-small,
+    ``calibration.json`` (fitted with MiniLM) for the others. The retriever's fused score is one of
+    the features, and each encoder scores on its own scale."""
+    return "calibration-e5.json" if encoder in ("e5", "multilingual-e5-small") else CALIBRATION_FILE
+
+
+def load_calibration(folder: Path = WEIGHTS, encoder: str = "") -> Calibration:
+    """The calibration fitted with ``encoder`` (``Settings.model``), else the MiniLM one."""
+    path = folder / calibration_file(encoder)
+    if not path.is_file():
+        path = folder / CALIBRATION_FILE
     if not path.is_file():
         return Calibration.uncalibrated()
     return Calibration.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_crosslingual_calibration(folder: Path = WEIGHTS) -> tuple[Calibration, str]:
+    """The cross-lingual path's calibration and the encoder it was fitted with ("": none shipped).
+
+    Without one, that path never answers (threshold above 1): it shows the nearest sentences
+    as related passages, since an uncalibrated cosine is no probability.
+    """
+    path = folder / CROSS_CALIBRATION_FILE
+    if not path.is_file():
+        never = Calibration.uncalibrated(CROSS_FEATURES)
+        return Calibration(never.weights, never.bias, never.mean, never.scale, 1.01, "none", CROSS_FEATURES), ""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return Calibration.from_json(data, CROSS_FEATURES, "training/calibrate_crosslingual.py"), str(data.get("encoder", ""))
 
 
 def _norm(text: str) -> str:
@@ -130,6 +167,22 @@ class ReadResult:
         return self.hits[best.passage].chunk.doc_id if best else ""
 
 
+@dataclass(frozen=True)
+class CrossResult:
+    """A question in a script the reader does not read, matched sentence by sentence (before the decision)."""
+
+    question: str
+    hits: tuple[Hit, ...]
+    features: tuple[float, ...]
+    sentences: tuple[tuple[int, int, int, float], ...]  # (hit index, doc start, doc end, cosine), nearest first
+    span: tuple[int, int] | None  # the short answer inside the nearest sentence (document offsets)
+    pivot: str | None  # the English question the reader read the sentence with
+
+    @property
+    def doc_id(self) -> str:
+        return self.hits[self.sentences[0][0]].chunk.doc_id if self.sentences else ""
+
+
 class ReaderAnswerer:
     """Turns a question's hits into an :class:`Answer` with the trained reader.
 
@@ -143,12 +196,21 @@ class ReaderAnswerer:
     """
 
     def __init__(
-        self, reader: Reader | None = None, calibration: Calibration | None = None, max_quotes: int = 3, headers: bool = True
+        self,
+        reader: Reader | None = None,
+        calibration: Calibration | None = None,
+        max_quotes: int = 3,
+        headers: bool = True,
+        crosslingual: tuple[Calibration, str] | None = None,
     ) -> None:
         self.reader = reader or Reader()
         self.calibration = calibration or load_calibration(self.reader.folder)
         self.max_quotes = max_quotes
         self.headers = headers
+        self.cross_passages = 5
+        self._cross: tuple[Calibration, str] | None = crosslingual
+        self._sentence_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._vectors_lock = threading.Lock()
 
     def read(self, question: str, hits: Sequence[Hit], document: Callable[[str], Document] | None = None) -> ReadResult:
         """Read ``question`` over the passages of ``hits``; no decision yet.
@@ -226,9 +288,144 @@ class ReaderAnswerer:
             quotes.append(self._quote(other, hit.chunk.start + span.start, hit.chunk.start + span.end, hit=hit, score=confidence))
         return Answer(question=question, found=confident, text=short, confidence=confidence, quotes=tuple(quotes))
 
-    def extract(self, question: str, hits: Sequence[Hit], document: Callable[[str], Document], *_: object, abstain: bool = True) -> Answer:
-        """read + answer in one call (the AnswerExtractor-compatible signature)."""
+    def extract(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        document: Callable[[str], Document],
+        embedder: object | None = None,
+        vector: np.ndarray | None = None,
+        *_: object,
+        abstain: bool = True,
+    ) -> Answer:
+        """read + answer in one call (the AnswerExtractor-compatible signature).
+
+        A question in a script the reader was not trained on (Russian or Kazakh) goes the
+        cross-lingual way when the index's encoder reads it (:meth:`read_across`).
+        """
+        if embedder is not None and vector is not None and self.reads_across(question, embedder):
+            result = self.read_across(question, hits, document, embedder, vector)
+            return self.answer_across(result, document, abstain, encoder=str(getattr(embedder, "name", "")))
         return self.answer(self.read(question, hits, document), document, abstain)
+
+    # ------------------------------------------------------------------ questions the reader cannot read
+
+    @property
+    def crosslingual(self) -> tuple[Calibration, str]:
+        """The cross-lingual calibration and the encoder it was fitted with (loaded on first use)."""
+        if self._cross is None:
+            self._cross = load_crosslingual_calibration(self.reader.folder)
+        return self._cross
+
+    def reads_across(self, question: str, embedder: object) -> bool:
+        """True when the reader does not read ``question``'s script and the encoder does."""
+        script = script_of(question)
+        if script in tuple(self.reader.meta.get("scripts", ("latin",))):
+            return False
+        scripts = getattr(embedder, "scripts", None)
+        return not scripts or script in scripts
+
+    def _vectors(self, embedder: object, texts: list[str]) -> np.ndarray:
+        """Passage vectors of ``texts`` (sentences), cached: the same passages come back question after question."""
+        name = str(getattr(embedder, "name", ""))
+        with self._vectors_lock:
+            missing = [t for t in dict.fromkeys(texts) if (name, t) not in self._sentence_vectors]
+        if missing:
+            fresh = np.asarray(embedder.embed_passages(missing), dtype=np.float32)  # type: ignore[attr-defined]
+            with self._vectors_lock:
+                for t, v in zip(missing, fresh):
+                    self._sentence_vectors[(name, t)] = v
+                while len(self._sentence_vectors) > 8192:
+                    self._sentence_vectors.popitem(last=False)
+        with self._vectors_lock:
+            out = []
+            for t in texts:
+                v = self._sentence_vectors.get((name, t))
+                if v is None:  # evicted by another thread in between: embed it again
+                    v = np.asarray(embedder.embed_passages([t]), dtype=np.float32)[0]  # type: ignore[attr-defined]
+                out.append(v)
+        return np.vstack(out) if out else np.zeros((0, 1), dtype=np.float32)
+
+    def read_across(
+        self, question: str, hits: Sequence[Hit], document: Callable[[str], Document], embedder: object, vector: np.ndarray
+    ) -> CrossResult:
+        """The sentence of the top passages nearest ``question`` (by the index's encoder), and a short answer in it.
+
+        The short answer is the reader's best span of that sentence for the pivot question
+        (:func:`pivot_question`: "Где находится штаб-квартира UNRCCA?" -> "Where UNRCCA?").
+        """
+        hits = tuple(hits)
+        found: list[tuple[int, int, int]] = []
+        texts: list[str] = []
+        for i, hit in enumerate(hits[: self.cross_passages]):
+            doc = document(hit.chunk.doc_id)
+            for a, b in split_sentences(doc.text, hit.chunk.start, hit.chunk.end) or [(hit.chunk.start, hit.chunk.end)]:
+                if _WORDLIKE.search(doc.text[a:b]):
+                    found.append((i, a, b))
+                    texts.append(doc.text[a:b])
+        pivot = pivot_question(question)
+        if not found:
+            return CrossResult(question, hits, (0.0,) * len(CROSS_FEATURES), (), None, pivot)
+        sims = self._vectors(embedder, texts) @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        order = np.argsort(-sims, kind="stable")
+        ranked = tuple((found[j][0], found[j][1], found[j][2], float(sims[j])) for j in order)
+        passage, a, b, sim = ranked[0]
+        span, margin = None, 0.0
+        if pivot is not None:
+            text = texts[int(order[0])]
+            best = self.reader.read(pivot, [text]).best
+            if best is not None and is_answer_text(text, best.start, best.end):
+                span, margin = (a + best.start, a + best.end), best.score - best.null
+        features = (
+            sim,
+            sim - ranked[1][3] if len(ranked) > 1 else 1.0,
+            float(hits[passage].score),
+            1.0 / (1.0 + passage),
+            margin,
+        )
+        return CrossResult(question, hits, features, ranked, span, pivot)
+
+    def confidence_across(self, result: CrossResult, encoder: str = "") -> float:
+        calibration, fitted_with = self.crosslingual
+        if not result.sentences or (fitted_with and encoder and not encoder.startswith(fitted_with)):
+            return 0.0  # a calibration fitted on another encoder's cosines says nothing about this one's
+        return calibration.probability(result.features)
+
+    def answer_across(self, result: CrossResult, document: Callable[[str], Document], abstain: bool = True, encoder: str = "") -> Answer:
+        """The nearest sentence as the quote (its short answer highlighted), or related sentences below the threshold."""
+        question = result.question
+        if not result.sentences:
+            return Answer(question=question, found=False, text=NOT_FOUND_TEXT, confidence=0.0)
+        calibration, _ = self.crosslingual
+        confidence = round(self.confidence_across(result, encoder), 4)
+        passage, a, b, _sim = result.sentences[0]
+        hit = result.hits[passage]
+        doc = document(hit.chunk.doc_id)
+        confident = confidence >= calibration.threshold
+        if abstain and not confident:
+            related, used = [], set()
+            for p, s0, s1, sim in result.sentences:
+                other = result.hits[p]
+                if other.chunk.doc_id in used:
+                    continue
+                used.add(other.chunk.doc_id)
+                related.append(self._quote(document(other.chunk.doc_id), s0, s1, hit=other, score=float(other.score), highlight=False))
+                if len(related) >= 3:
+                    break
+            return Answer(
+                question=question,
+                found=False,
+                text=NOT_FOUND_TEXT,
+                confidence=min(confidence, calibration.threshold),
+                related=tuple(related),
+            )
+        if result.span is not None:
+            quote = self._quote(doc, result.span[0], result.span[1], hit=hit, score=confidence)
+            text = doc.text[result.span[0] : result.span[1]]
+        else:
+            quote = self._quote(doc, a, b, hit=hit, score=confidence, highlight=False)
+            text = doc.text[a:b]
+        return Answer(question=question, found=confident, text=text, confidence=confidence, quotes=(quote,))
 
     def _quote(self, doc: Document, start: int, end: int, *, hit: Hit, score: float, highlight: bool = True) -> Quote:
         """The sentence(s) of ``hit``'s chunk that hold [start, end), the span highlighted."""

@@ -1,0 +1,91 @@
+"""Questions the reader cannot read: Russian or Kazakh questions over (mostly English) passages.
+
+The shipped reader was trained on English; a Cyrillic question is noise to it. The
+multilingual encoder is not: it puts a Russian question near the English sentence that
+answers it (XQuAD ru -> en, recall@5 96). So a question in a script the reader does not
+read is answered in two steps:
+
+1. **The sentence.** Every sentence of the top passages is embedded with the index's own
+   encoder; the sentence nearest the question is the quote.
+2. **The short answer inside it.** The reader reads that sentence against a *pivot
+   question*: the question's kind in English ("When", "How many", "Who" from the Russian
+   or Kazakh question word), the words it writes in Latin letters or digits ("UNRCCA",
+   "2010") and the English names of the countries it names. "Где находится штаб-квартира
+   UNRCCA?" is read as "Where UNRCCA?". No translation model ships on PyPI; this needs none.
+
+The short answer is always a verbatim slice of the quoted sentence; the confidence is
+calibrated apart from the English path (``training/calibrate_crosslingual.py``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..countries import mentions
+
+# (pattern over the lower-cased question, English question word). The first that matches wins,
+# so the specific ones ("в каком году", "сколько") come before the general ones ("какой").
+_W = r"(?<![\w-])"
+_PIVOTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), english)
+    for pattern, english in (
+        # Russian
+        (_W + r"в\s+как(ом|ие|ой)\s+(году|годах|годы|месяце|день)", "In what year"),
+        (_W + r"(с|до)\s+как(ого|ой)\s+(года|времени|даты)", "Since when"),
+        (_W + r"как\s+долго", "How long"),
+        (_W + r"когда", "When"),
+        (_W + r"(где|куда)", "Where"),
+        (_W + r"откуда", "From where"),
+        (_W + r"скольк(о|их|им|ими)", "How many"),
+        (_W + r"(кто|кого|кому|кем|ком)(?!\w)", "Who"),
+        (_W + r"(чей|чья|чьё|чье|чьи|чьим|чьими|чьей|чьего|чьих)(?!\w)", "Whose"),
+        (_W + r"(почему|зачем|отчего)", "Why"),
+        (_W + r"как\s+(назыв|зов)\w*", "What is the name of"),
+        (_W + r"(как(ой|ая|ое|ие|ого|ому|ом|ую|ой|их|им|ими)|каков\w*|котор\w+)(?!\w)", "What"),
+        (_W + r"(что|чего|чему|чем|чём)(?!\w)", "What"),
+        (_W + r"(как)(?!\w)", "How"),
+        # Kazakh
+        (_W + r"(қай\s+жылы|қай\s+жылдары)", "In what year"),
+        (_W + r"қашан", "When"),
+        (_W + r"(қайда|қай\s+жерде)", "Where"),
+        (_W + r"(қанша|неше)", "How many"),
+        (_W + r"(кім|кімнің|кімге|кімді|кіммен)(?!\w)", "Who"),
+        (_W + r"(неге|неліктен|не\s+үшін)", "Why"),
+        (_W + r"(қандай|қай|не|нені|ненің|атауы)(?!\w)", "What"),
+        (_W + r"қалай", "How"),
+    )
+)
+_LATIN_OR_NUMBER = re.compile(r"[A-Za-z][A-Za-z0-9.\-]*[A-Za-z0-9]|[A-Za-z]|\d[\d.,]*\d|\d")
+
+
+def question_word(question: str) -> str | None:
+    """The English question word for a Russian or Kazakh question ("Сколько ..." -> "How many"), or None."""
+    best: tuple[int, str] | None = None
+    for pattern, english in _PIVOTS:
+        match = pattern.search(question)
+        if match and (best is None or match.start() < best[0]):
+            best = (match.start(), english)
+    return best[1] if best else None
+
+
+def pivot_question(question: str) -> str | None:
+    """An English question the reader can read, built from what a Cyrillic question says plainly.
+
+    Its question word, then the Latin-script words and numbers it writes, then the English names
+    of the countries it names: "Сколько ядерных взрывов назвал Казахстан в 2010 году?" ->
+    "How many Kazakhstan 2010?". None when no question word is recognised (the quote is then
+    the sentence alone, without a short answer).
+    """
+    word = question_word(question)
+    if word is None:
+        return None
+    parts = [word]
+    taken: list[tuple[int, int]] = []
+    for country, start, end in mentions(question):
+        if country.name not in parts:
+            parts.append(country.name)
+        taken.append((start, end))
+    for match in _LATIN_OR_NUMBER.finditer(question):
+        if not any(a < match.end() and match.start() < b for a, b in taken) and match.group() not in parts:
+            parts.append(match.group())
+    return " ".join(parts) + "?"

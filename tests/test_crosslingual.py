@@ -1,0 +1,147 @@
+"""Russian and Kazakh questions over English passages: the sentence by the encoder, the short answer by a pivot question."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from regional_chat.reading.answerer import CROSS_FEATURES, Calibration, ReaderAnswerer
+from regional_chat.reading.crosslingual import pivot_question, question_word
+from regional_chat.reading.reader import WEIGHTS, Reader, Reading
+from regional_chat.reading.windows import SpanScore
+from regional_chat.types import Chunk, Document, Hit
+
+TEXT = "The centre opened in 2007. It is headed by Kaha Imnadze, who arrived in May. Its seat is Ashgabat, Turkmenistan."
+DOC = Document("a.txt", TEXT, "A", "0" * 64)
+
+
+@pytest.mark.parametrize(
+    "question, word",
+    [
+        ("Где находится штаб-квартира UNRCCA?", "Where"),
+        ("Когда был основан центр?", "When"),
+        ("В каком году Казахстан вступил в ООН?", "In what year"),
+        ("Сколько ядерных взрывов было проведено?", "How many"),
+        ("Кто возглавляет UNRCCA?", "Who"),
+        ("Какова главная цель центра?", "What"),
+        ("Почему Таджикистан предложил конференцию?", "Why"),
+        ("UNRCCA қашан құрылды?", "When"),
+        ("Орталық қайда орналасқан?", "Where"),
+        ("Семей полигонында неше жарылыс болды?", "How many"),
+        ("UNRCCA-ны кім басқарады?", "Who"),
+        ("Центр основан в 2007 году.", None),
+    ],
+)
+def test_the_question_word_is_read_from_russian_and_kazakh(question, word):
+    assert question_word(question) == word
+
+
+def test_the_pivot_keeps_what_the_question_writes_plainly_and_names_countries_in_english():
+    assert pivot_question("Где находится штаб-квартира UNRCCA?") == "Where UNRCCA?"
+    assert pivot_question("Сколько ядерных взрывов назвал Казахстан в 2010 году?") == "How many Kazakhstan 2010?"
+    # the first question word decides ("когда и где" asks when first), a word inside another is not one
+    assert pivot_question("Когда и где распался Советский Союз?").startswith("When")
+    assert question_word("Некоторые страны подписали договор") is None
+    assert pivot_question("Центр основан в 2007 году.") is None
+
+
+class ByWords:
+    """An encoder that reads any script: a text's vector is its words' fixed random vectors, so shared words are near."""
+
+    name = "stub-encoder@0"
+    scripts = None
+
+    def __init__(self, synonyms):
+        self.synonyms = synonyms  # Russian word -> the English word it should land on
+
+    def _vec(self, text):
+        v = np.zeros(32)
+        for w in text.lower().replace(".", " ").replace(",", " ").replace("?", " ").split():
+            w = self.synonyms.get(w, w)
+            v += np.random.default_rng(int(hashlib.sha256(w.encode()).hexdigest()[:8], 16)).standard_normal(32)
+        return v / (np.linalg.norm(v) or 1.0)
+
+    def embed_queries(self, texts):
+        return np.array([self._vec(t) for t in texts], dtype=np.float32)
+
+    def embed_passages(self, texts):
+        self.embedded = getattr(self, "embedded", 0) + len(texts)
+        return np.array([self._vec(t) for t in texts], dtype=np.float32)
+
+
+class PivotReader(Reader):
+    """Finds ``target`` in whatever it is given, and records the question it was asked."""
+
+    def __init__(self, target):
+        super().__init__(folder=WEIGHTS)
+        self.target, self.asked = target, []
+
+    @property
+    def meta(self):
+        return {"scripts": ["latin"]}
+
+    def read(self, question, passages, batch=16, headers=None):
+        self.asked.append((question, list(passages)))
+        at = passages[0].find(self.target)
+        return Reading((SpanScore(0, 0, at, at + len(self.target), 9.0, 1.0),) if at >= 0 else (), 1.0, 1)
+
+
+def _hits():
+    return [Hit(Chunk(1, "a.txt", 0, 0, len(TEXT), TEXT), score=1.0)]
+
+
+def _calibration(threshold):
+    # confidence rises with the cosine alone: sigmoid(10 * (sim - 0.5))
+    return Calibration((10.0, 0.0, 0.0, 0.0, 0.0), -5.0, (0.0,) * 5, (1.0,) * 5, threshold, "test", CROSS_FEATURES), "stub-encoder"
+
+
+def test_a_russian_question_gets_the_nearest_english_sentence_verbatim_with_the_short_answer_in_it():
+    encoder = ByWords({"штаб-квартира": "seat", "находится": "is"})
+    reader = PivotReader("Ashgabat, Turkmenistan")
+    answerer = ReaderAnswerer(reader, Calibration.uncalibrated(), crosslingual=_calibration(0.3))
+    question = "Где находится штаб-квартира?"
+    answer = answerer.extract(question, _hits(), {"a.txt": DOC}.__getitem__, encoder, encoder.embed_queries([question])[0])
+    assert answer.found and answer.text == "Ashgabat, Turkmenistan"
+    quote = answer.quotes[0]
+    assert quote.text == "Its seat is Ashgabat, Turkmenistan." == TEXT[quote.start : quote.end]
+    assert quote.highlighted_text == "Ashgabat, Turkmenistan" and quote.language == "english"
+    # the reader read the English pivot against that one sentence, never the Russian question
+    assert reader.asked == [("Where?", ["Its seat is Ashgabat, Turkmenistan."])]
+
+
+def test_below_the_threshold_the_nearest_sentences_are_related_passages_not_an_answer():
+    encoder = ByWords({"штаб-квартира": "seat"})
+    answerer = ReaderAnswerer(PivotReader("Ashgabat"), Calibration.uncalibrated(), crosslingual=_calibration(0.999))
+    question = "Где штаб-квартира?"
+    answer = answerer.extract(question, _hits(), {"a.txt": DOC}.__getitem__, encoder, encoder.embed_queries([question])[0])
+    assert not answer.found and not answer.quotes and answer.confidence < 0.999
+    assert answer.related and answer.related[0].text == "Its seat is Ashgabat, Turkmenistan." and answer.related[0].highlight is None
+
+
+def test_a_calibration_fitted_with_another_encoder_gives_no_confidence():
+    encoder = ByWords({"штаб-квартира": "seat"})
+    other = (_calibration(0.3)[0], "multilingual-e5-small")
+    answerer = ReaderAnswerer(PivotReader("Ashgabat"), Calibration.uncalibrated(), crosslingual=other)
+    question = "Где штаб-квартира?"
+    answer = answerer.extract(question, _hits(), {"a.txt": DOC}.__getitem__, encoder, encoder.embed_queries([question])[0])
+    assert not answer.found and answer.confidence == 0.0
+
+
+def test_english_questions_and_english_only_encoders_keep_the_reader_path():
+    answerer = ReaderAnswerer(PivotReader("Ashgabat"), Calibration.uncalibrated(), crosslingual=_calibration(0.3))
+    multilingual = ByWords({})
+    english_only = ByWords({})
+    english_only.scripts = ("latin",)
+    assert not answerer.reads_across("Where is its seat?", multilingual)
+    assert answerer.reads_across("Где штаб-квартира?", multilingual)
+    assert not answerer.reads_across("Где штаб-квартира?", english_only)
+
+
+def test_sentence_vectors_are_cached_between_questions():
+    encoder = ByWords({})
+    answerer = ReaderAnswerer(PivotReader("Ashgabat"), Calibration.uncalibrated(), crosslingual=_calibration(0.3))
+    for q in ("Где штаб-квартира?", "Когда открылся центр?"):
+        answerer.read_across(q, _hits(), {"a.txt": DOC}.__getitem__, encoder, encoder.embed_queries([q])[0])
+    assert encoder.embedded == 3  # three sentences, embedded once
