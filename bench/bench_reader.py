@@ -85,6 +85,34 @@ def xquad_ru_en(data: Path) -> list[tuple[str, list[str], list[str]]]:
     return items
 
 
+def score_across(reader: Reader, model: str, items) -> dict:
+    """Russian question, English gold paragraph, read the cross-lingual way the assistant reads it: the paragraph's
+    sentence nearest the question by ``model`` (the index's encoder), the reader's span in it for the pivot question."""
+    from regional_chat.embedding import make_embedder
+    from regional_chat.reading.answerer import Calibration, ReaderAnswerer
+    from regional_chat.settings import Settings
+    from regional_chat.types import Chunk, Document, Hit
+
+    embedder = make_embedder(Settings(model=model))
+    answerer = ReaderAnswerer(reader, Calibration.uncalibrated())
+    em = f1 = sentence_holds = 0.0
+    ms = []
+    for q, passages, golds in items:
+        doc = Document("p", passages[0], "p", "0" * 64)
+        hits = [Hit(Chunk(1, "p", 0, 0, len(doc.text), doc.text), score=1.0)]
+        t = time.perf_counter()
+        result = answerer.read_across(q, hits, {"p": doc}.__getitem__, embedder, embedder.embed_queries([q])[0])
+        ms.append(1000 * (time.perf_counter() - t))
+        _, a, b, _ = result.sentences[0]
+        pred = doc.text[result.span[0] : result.span[1]] if result.span else doc.text[a:b]
+        em += exact_match(pred, golds)
+        f1 += f1_score(pred, golds)
+        sentence_holds += any(g in doc.text[a:b] for g in golds)
+    n = len(items)
+    return {"questions": n, "EM": round(100 * em / n, 1), "F1": round(100 * f1 / n, 1), "sentence_holds_answer": round(100 * sentence_holds / n, 1),
+            "encoder": embedder.name, "ms_p50": round(statistics.median(ms), 1), "ms_p95": round(sorted(ms)[int(0.95 * (n - 1))], 1)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reader", type=Path, default=WEIGHTS)
@@ -93,9 +121,20 @@ def main() -> int:
     p.add_argument("--distractors", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "reader.json")
+    p.add_argument("--across", default="", help="also read XQuAD's Russian questions the cross-lingual way with this encoder (e5)")
+    p.add_argument("--across-only", action="store_true", help="only that row; the others are kept from --out")
     args = p.parse_args()
     reader = Reader(args.reader, threads=args.threads)
     reader.warm_up()
+    if args.across_only:
+        result = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
+        t0 = time.time()
+        result[f"xquad_ru_question_en_paragraph_across_{args.across}"] = score_across(reader, args.across, xquad_ru_en(args.data)[: args.limit])
+        result[f"across_{args.across}"] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": "bench/bench_reader.py " + " ".join(sys.argv[1:]),
+                                            "seconds": round(time.time() - t0, 1), "load_avg_after": os.getloadavg()}
+        args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        print(json.dumps(result, indent=1))
+        return 0
     rows = squad_odd(args.data, args.limit)
     t0 = time.time()
     result = {
@@ -107,6 +146,8 @@ def main() -> int:
         f"squad_v1.1_odd_gold_plus_{args.distractors}": score(reader, with_distractors(rows, args.distractors)),
         "xquad_ru_question_en_paragraph": score(reader, xquad_ru_en(args.data)[: args.limit]),
     }
+    if args.across:
+        result[f"xquad_ru_question_en_paragraph_across_{args.across}"] = score_across(reader, args.across, xquad_ru_en(args.data)[: args.limit])
     result["seconds"] = round(time.time() - t0, 1)
     result["load_avg_after"] = os.getloadavg()
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -1,6 +1,7 @@
 """Start-up: `regional-chat ask` from a cold process to the printed answer; the web app from launch to its first answer.
 
     .venv/bin/python bench/bench_startup.py [--repeats 5] [--large /tmp/rc-bench/synthetic-200000]
+    .venv/bin/python bench/bench_startup.py --encoders    # cold ask with MiniLM and with e5, English and Russian
 
 Indexes: the seed corpus (corpus/, built here into /tmp/rc-bench/seed-index) and, when present,
 the 200k-chunk synthetic index that bench_scale.py builds (``--large``: a folder holding
@@ -32,18 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 QUESTION = "Where is the UNRCCA headquartered?"
+QUESTION_RU = "Где находится штаб-квартира UNRCCA?"
 BIN = Path(sys.executable).parent
 
 
-def ensure_seed_index() -> Path:
-    index = benchlib.WORK / "seed-index"
-    subprocess.run([str(BIN / "regional-chat"), "build", "--corpus", str(benchlib.ROOT / "corpus"), "--index", str(index), "--quiet"],
+def ensure_seed_index(model: str = "minilm") -> Path:
+    index = benchlib.WORK / ("seed-index" if model == "minilm" else f"seed-index-{model}")
+    subprocess.run([str(BIN / "regional-chat"), "build", "--corpus", str(benchlib.ROOT / "corpus"), "--index", str(index), "--quiet", "--model", model],
                    check=True, capture_output=True)
     return index
 
 
-def time_ask(index: Path, repeats: int) -> dict:
-    cmd = [str(BIN / "regional-chat"), "ask", "--index", str(index), QUESTION]
+def time_ask(index: Path, repeats: int, model: str = "minilm", question: str = QUESTION) -> dict:
+    cmd = [str(BIN / "regional-chat"), "ask", "--index", str(index), "--model", model, question]
     subprocess.run(cmd, check=True, capture_output=True)  # the file cache, as on a machine in use
     times, loads, cpu = [], [], []
     for _ in range(repeats):
@@ -53,7 +55,7 @@ def time_ask(index: Path, repeats: int) -> dict:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         times.append(time.perf_counter() - t)
         cpu.append(children_cpu() - before)
-    imports = subprocess.run([sys.executable, "-X", "importtime", "-m", "regional_chat", "ask", "--index", str(index), QUESTION],
+    imports = subprocess.run([sys.executable, "-X", "importtime", "-m", "regional_chat", "ask", "--index", str(index), "--model", model, question],
                              capture_output=True, text=True, check=True).stderr
     top = []
     for line in imports.splitlines():
@@ -119,8 +121,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--large", default=str(benchlib.WORK / "synthetic-200000"))
     parser.add_argument("--web-repeats", type=int, default=2)
+    parser.add_argument("--encoders", action="store_true",
+                        help="only cold `ask` on the seed corpus with each encoder (MiniLM, e5; English and Russian questions): startup-encoders.json")
     args = parser.parse_args()
     result = benchlib.header()
+    if args.encoders:
+        for model in ("minilm", "e5"):
+            index = ensure_seed_index(model)
+            for lang, question in (("en", QUESTION), ("ru", QUESTION_RU)):
+                result[f"{model} {lang}"] = ask = time_ask(index, args.repeats, model, question)
+                print(model, lang, ask, file=sys.stderr)
+        benchlib.write("startup-encoders.json", result)
+        return
     seed = ensure_seed_index()
     targets = {"seed": (benchlib.ROOT / "corpus", seed)}
     large = Path(args.large)
