@@ -33,9 +33,10 @@ def seed_passages() -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", ["e5", "minilm"])
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
-def test_real_model_vectors_are_unit_length_in_either_dtype(dtype, seed_passages):
-    embedder = make_embedder(Settings(dtype=dtype))  # bfloat16 runs on any CPU, natively or emulated
+def test_real_model_vectors_are_unit_length_in_either_dtype(dtype, model, seed_passages):
+    embedder = make_embedder(Settings(model=model, dtype=dtype))  # bfloat16 runs on any CPU, natively or emulated
     assert embedder.dtype == dtype
     for vectors in (embedder.embed_queries(QUESTIONS), embedder.embed_passages(seed_passages),
                     embedder.embed_passages(seed_passages * 30)):  # one batch, and encode()'s batched path
@@ -44,11 +45,12 @@ def test_real_model_vectors_are_unit_length_in_either_dtype(dtype, seed_passages
 
 
 @pytest.mark.slow
-def test_bfloat16_and_float32_rank_the_seed_passages_the_same(seed_passages):
+@pytest.mark.parametrize("model", ["e5", "minilm"])
+def test_bfloat16_and_float32_rank_the_seed_passages_the_same(model, seed_passages):
     assert len(seed_passages) >= 4
     rankings = {}
     for dtype in ("bfloat16", "float32"):
-        embedder = make_embedder(Settings(dtype=dtype))
+        embedder = make_embedder(Settings(model=model, dtype=dtype))
         scores = embedder.embed_queries(QUESTIONS) @ embedder.embed_passages(seed_passages).T
         rankings[dtype] = np.argsort(-scores, axis=1)[:, :3].tolist()  # each question's top three passages
     assert rankings["bfloat16"] == rankings["float32"]

@@ -289,4 +289,4 @@ def test_real_model_on_the_seed_article(tmp_path):
     best = index.chunks([index.search(vec, 1)[0][0][0]])[0]
     assert "Ashgabat, Turkmenistan" in best.text
     counts = embedder.count_tokens([c.text for c in index.iter_chunks()])
-    assert max(counts) <= 256
+    assert max(counts) <= embedder.max_tokens

