@@ -72,3 +72,18 @@ def test_a_few_training_steps_lower_the_loss_and_write_a_reader_with_its_contrac
     # it started where the first stage ended: its first loss is near the first stage's last, not its first
     first_loss = meta2["trained"]["loss_curve"][0][1]
     assert first_loss < 0.7 * curve[0], (first_loss, curve)
+
+
+def test_the_answer_threshold_never_goes_under_its_floor():
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("calibrate_reader", ROOT / "training" / "calibrate_reader.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    p = np.array([0.2, 0.3, 0.35, 0.6, 0.7, 0.9])
+    y = np.array([1, 0, 1, 1, 1, 1])
+    # unconstrained, the dev split's utility (right - 2 x wrong) is best answering from 0.35 up
+    assert module.choose_threshold(p, y, wrong_cost=2.0) == pytest.approx(0.35)
+    # a floor (set by the left-out questions) wins over that utility
+    assert module.choose_threshold(p, y, wrong_cost=2.0, floor=0.5) == pytest.approx(0.5)
+    assert module.choose_threshold(p, y, wrong_cost=2.0, floor=0.95) == pytest.approx(0.95)

@@ -64,10 +64,12 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50)
     return w[:-1], float(w[-1]), mean, scale
 
 
-def choose_threshold(p: np.ndarray, y: np.ndarray, wrong_cost: float) -> float:
-    """The threshold maximising right answers + avoided wrong ones, a wrong answer weighing ``wrong_cost``."""
-    best_t, best_u = 0.5, -np.inf
-    for t in np.unique(np.round(p, 3)):
+def choose_threshold(p: np.ndarray, y: np.ndarray, wrong_cost: float, floor: float = 0.0) -> float:
+    """The threshold (at least ``floor``) maximising right answers + avoided wrong ones, a wrong answer weighing ``wrong_cost``."""
+    best_t, best_u = max(0.5, floor), -np.inf
+    for t in np.unique(np.round(np.append(p, floor) if floor > 0 else p, 3)):
+        if t < floor:
+            continue
         answered = p >= t
         utility = float((answered & (y == 1)).sum() - wrong_cost * (answered & (y == 0)).sum())
         if utility > best_u:
@@ -166,6 +168,8 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=0, help="at most this many SQuAD questions (smoke runs)")
     p.add_argument("--no-headers", action="store_true", help="read passages without their documents' context headers")
     p.add_argument("--model", default="minilm", help="the encoder retrieval uses (its fused scores are a feature): minilm or e5")
+    p.add_argument("--left-out-refused", type=float, default=0.97,
+                   help="the threshold refuses at least this share of the fit's questions asked with their article left out")
     args = p.parse_args()
     t0 = time.time()
     settings = Settings(reader_headers=not args.no_headers, model=args.model)
@@ -193,9 +197,15 @@ def main() -> int:
         rescale = (slope, offset)
         cal = Calibration(tuple(slope * v for v in squad.weights), slope * squad.bias + offset, squad.mean, squad.scale, 0.5, "")
         dev_probs = np.array([cal.probability(r[0]) for r in dev])
-        threshold = choose_threshold(dev_probs, dev_y, args.wrong_cost)
+        # a question whose documents are absent must be refused: the threshold keeps at least
+        # --left-out-refused of the fit's left-out questions (answers from another article) under it
+        left_out = np.sort([cal.probability(r[0]) for r in fit if r[2] == "squad-left-out"])
+        k = max(0, int(np.ceil(args.left_out_refused * len(left_out))) - 1)  # refused: probability under the threshold
+        floor = float(np.ceil((left_out[k] + 1e-6) * 1000) / 1000) if len(left_out) else 0.0
+        threshold = choose_threshold(dev_probs, dev_y, args.wrong_cost, floor=floor)
         how = (f"threshold {threshold:.3f} and the domain rescale (slope {slope:.3f}, offset {offset:.3f}) chosen on the domain dev "
-               f"split ({len(dev)} non-follow-up questions), a wrong answer costing {args.wrong_cost} refused right ones "
+               f"split ({len(dev)} non-follow-up questions), a wrong answer costing {args.wrong_cost} refused right ones, the threshold "
+               f"no lower than {floor:.3f}, which refuses {args.left_out_refused:.0%} of the fit's left-out questions "
                f"(SQuAD's own threshold would be {squad_threshold:.3f} before the rescale)")
     else:
         threshold, how = squad_threshold, f"threshold {squad_threshold:.3f} chosen on the fit data, wrong answer cost {args.wrong_cost}"
@@ -211,6 +221,8 @@ def main() -> int:
         "right_share_fit": round(float(y.mean()), 3),
         "threshold": threshold,
         "threshold_from_squad": squad_threshold,
+        "threshold_floor_left_out": floor if dev else None,
+        "left_out_refused_at_threshold": round(float(np.mean([cal.probability(r[0]) < threshold for r in fit if r[2] == "squad-left-out"])), 4),
         "weights_squad": dict(zip(FEATURES, map(lambda v: round(float(v), 4), w))),
         "domain_rescale": {"slope": round(rescale[0], 4), "offset": round(rescale[1], 4)},
         "reliability_on_fit_data_before_rescale": reliability([{"confidence": float(c), "right": bool(r)} for c, r in zip(probs, y)]),
