@@ -146,6 +146,9 @@ def test_english_questions_and_english_only_encoders_keep_the_reader_path():
     assert not answerer.reads_across("Where is its seat?", multilingual)
     assert answerer.reads_across("Где штаб-квартира?", multilingual)
     assert not answerer.reads_across("Где штаб-квартира?", english_only)
+    # a follow-up's bracketed English terms from the earlier turn do not make a Russian question English
+    assert answerer.reads_across("Когда он основан? (Kaha Imnadze UNRCCA Regional Center Preventive Diplomacy)", multilingual)
+    assert not answerer.reads_across("When was it founded? (Каха Имнадзе)", multilingual)
 
 
 def test_sentence_vectors_are_cached_between_questions():
