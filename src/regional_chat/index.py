@@ -38,7 +38,8 @@ import numpy as np
 
 from .chunking import Chunker
 from .documents import SUPPORTED, CorpusError, DocumentError, SourceFile, list_files, read_documents, sha256_file
-from .embedding import Embedder, make_embedder
+from .e5 import MODEL_NAME as E5_MODEL_NAME
+from .embedding import MINILM_NAME, Embedder, make_embedder
 from . import index_kinds
 from .settings import Settings
 from .facets import Facets, context_header, lexical_header
@@ -534,9 +535,9 @@ def recorded_model(index_dir: str | Path) -> str | None:
         name = Manifest.read(path / MANIFEST).model if path is not None else ""
     except (IndexCorruptError, OSError, ValueError, KeyError):
         return None
-    if name == "all-MiniLM-L6-v2":
+    if name == MINILM_NAME:
         return "minilm"
-    if name.startswith("multilingual-e5-small"):
+    if name.startswith(E5_MODEL_NAME):
         return "e5"
     if name.startswith("hashing:"):
         return name

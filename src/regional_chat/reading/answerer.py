@@ -15,13 +15,14 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..chunking import split_sentences
+from ..embedding import E5_NAMES
 from ..facets import context_header
 from ..text import language_of, script_of
 from ..types import Answer, Document, Hit, Quote
@@ -121,7 +122,7 @@ def calibration_file(encoder: str = "") -> str:
     """The reader's calibration for an encoder: ``calibration-e5.json`` for multilingual-e5-small,
     ``calibration.json`` (fitted with MiniLM) for the others. The retriever's fused score is one of
     the features, and each encoder scores on its own scale."""
-    return "calibration-e5.json" if encoder in ("e5", "multilingual-e5-small") else CALIBRATION_FILE
+    return "calibration-e5.json" if encoder in E5_NAMES else CALIBRATION_FILE
 
 
 def load_calibration(folder: Path = WEIGHTS, encoder: str = "") -> Calibration:
@@ -142,8 +143,7 @@ def load_crosslingual_calibration(folder: Path = WEIGHTS) -> tuple[Calibration, 
     """
     path = folder / CROSS_CALIBRATION_FILE
     if not path.is_file():
-        never = Calibration.uncalibrated(CROSS_FEATURES)
-        return Calibration(never.weights, never.bias, never.mean, never.scale, 1.01, "none", CROSS_FEATURES), ""
+        return replace(Calibration.uncalibrated(CROSS_FEATURES), threshold=1.01, fitted_on="none"), ""
     data = json.loads(path.read_text(encoding="utf-8"))
     return Calibration.from_json(data, CROSS_FEATURES, "training/calibrate_crosslingual.py"), str(data.get("encoder", ""))
 
@@ -339,22 +339,15 @@ class ReaderAnswerer:
         """Passage vectors of ``texts`` (sentences), cached: the same passages come back question after question."""
         name = str(getattr(embedder, "name", ""))
         with self._vectors_lock:
-            missing = [t for t in dict.fromkeys(texts) if (name, t) not in self._sentence_vectors]
+            known = {t: self._sentence_vectors[(name, t)] for t in set(texts) if (name, t) in self._sentence_vectors}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            fresh = np.asarray(embedder.embed_passages(missing), dtype=np.float32)  # type: ignore[attr-defined]
+            known.update(zip(missing, np.asarray(embedder.embed_passages(missing), dtype=np.float32)))  # type: ignore[attr-defined]
             with self._vectors_lock:
-                for t, v in zip(missing, fresh):
-                    self._sentence_vectors[(name, t)] = v
-                while len(self._sentence_vectors) > 8192:
+                self._sentence_vectors.update(((name, t), known[t]) for t in missing)
+                while len(self._sentence_vectors) > 8192:  # oldest first
                     self._sentence_vectors.popitem(last=False)
-        with self._vectors_lock:
-            out = []
-            for t in texts:
-                v = self._sentence_vectors.get((name, t))
-                if v is None:  # evicted by another thread in between: embed it again
-                    v = np.asarray(embedder.embed_passages([t]), dtype=np.float32)[0]  # type: ignore[attr-defined]
-                out.append(v)
-        return np.vstack(out) if out else np.zeros((0, 1), dtype=np.float32)
+        return np.vstack([known[t] for t in texts])
 
     def read_across(
         self, question: str, hits: Sequence[Hit], document: Callable[[str], Document], embedder: object, vector: np.ndarray
@@ -415,21 +408,13 @@ class ReaderAnswerer:
         doc = document(hit.chunk.doc_id)
         confident = confidence >= calibration.threshold
         if abstain and not confident:
-            related, used = [], set()
-            for p, s0, s1, sim in result.sentences:
-                other = result.hits[p]
-                if other.chunk.doc_id in used:
-                    continue
-                used.add(other.chunk.doc_id)
-                related.append(self._quote(document(other.chunk.doc_id), s0, s1, hit=other, score=float(other.score), highlight=False))
-                if len(related) >= 3:
-                    break
+            places = ((result.hits[p], s0, s1) for p, s0, s1, _ in result.sentences)
             return Answer(
                 question=question,
                 found=False,
                 text=NOT_FOUND_TEXT,
                 confidence=min(confidence, calibration.threshold),
-                related=tuple(related),
+                related=tuple(self._related_quotes(places, document)),
             )
         if result.span is not None:
             quote = self._quote(doc, result.span[0], result.span[1], hit=hit, score=confidence)
@@ -464,15 +449,19 @@ class ReaderAnswerer:
 
     def _related(self, result: ReadResult, document: Callable[[str], Document], limit: int = 3) -> list[Quote]:
         """For the closest passages (one per document): the sentence the reader found most promising."""
+        places = ((result.hits[s.passage], result.hits[s.passage].chunk.start + s.start, result.hits[s.passage].chunk.start + s.end)
+                  for s in result.reading.spans)
+        return self._related_quotes(places, document, limit)
+
+    def _related_quotes(self, places: Iterable[tuple[Hit, int, int]], document: Callable[[str], Document], limit: int = 3) -> list[Quote]:
+        """The sentences holding ``places`` (hit, document start, end; best first), one per document, unhighlighted."""
         out: list[Quote] = []
         used: set[str] = set()
-        for span in result.reading.spans:
-            hit = result.hits[span.passage]
+        for hit, start, end in places:
             if hit.chunk.doc_id in used:
                 continue
             used.add(hit.chunk.doc_id)
-            doc = document(hit.chunk.doc_id)
-            out.append(self._quote(doc, hit.chunk.start + span.start, hit.chunk.start + span.end, hit=hit, score=float(hit.score), highlight=False))
+            out.append(self._quote(document(hit.chunk.doc_id), start, end, hit=hit, score=float(hit.score), highlight=False))
             if len(out) >= limit:
                 break
         return out
