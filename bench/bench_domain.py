@@ -1,6 +1,6 @@
 """The domain dev set (bench/devset/domain-dev.jsonl) through the assistant, exactly as it is served.
 
-    .venv/bin/python bench/bench_domain.py [--model minilm|e5]
+    .venv/bin/python bench/bench_domain.py [--model e5|minilm]     # default: the product's default encoder (e5)
 
 The corpus is the 185 UN General Assembly speeches of ../shared/data (one JSON Lines file) plus the
 shipped article; it is indexed under /tmp/rc-domain/<model>/ (reused while up to date). Each question
@@ -29,7 +29,7 @@ from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
 from regional_chat.evaluation import f1_score  # noqa: E402
 from regional_chat.index import build_index, load_index  # noqa: E402
-from regional_chat.settings import Settings  # noqa: E402
+from regional_chat.settings import DEFAULT_MODEL, Settings  # noqa: E402
 
 DEVSET = ROOT / "bench" / "devset" / "domain-dev.jsonl"
 ARTICLE = "kazakhstan-un-preventive-diplomacy-unrcca-meeting.txt"
@@ -115,7 +115,7 @@ def run(bot: Assistant, rows: list[dict]) -> tuple[list[dict], list[float]]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="minilm")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="the encoder (default: the product's, %(default)s)")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
