@@ -98,6 +98,18 @@ def test_question_that_names_country_and_year_ranks_its_speech_first(speeches):
     assert not understand("What did Chad propose in 1950?", index.catalogue.facets_of().values())
 
 
+def test_a_document_whose_metadata_does_not_say_is_not_ranked_under_the_named_country():
+    speeches = {sid: facets({"country_iso3": iso3, "year": year}) for sid, iso3, year, _ in SPEECHES}
+    article = facets({}, title="Kazakhstan and the UN")  # a news article dropped in beside the speeches
+    prefer = understand("Which Kazakh minister met the UN envoy?", [*speeches.values(), article])
+    assert prefer.countries == ("KAZ",) and not prefer.years
+    assert prefer.share(speeches["KAZ_48_1993"]) == 1.0 and prefer.share(speeches["UZB_48_1993"]) == 0.0
+    assert prefer.share(article) == 1.0  # unknown is not a mismatch: it is ranked with the Kazakh speeches, by its score
+    both = understand("What did Uzbekistan propose in 1993?", [*speeches.values(), article])
+    assert both.share(facets({"country": "UZB"})) == 1.0 and both.share(facets({"country": "KAZ"})) == 0.5
+    assert both.share(speeches["KAZ_48_1993"]) == 0.5 and both.share(speeches["KGZ_62_2007"]) == 0.0
+
+
 def test_filter_is_checked_and_described():
     with pytest.raises(ValueError, match="tuple of strings"):
         Filter(countries="KAZ")
