@@ -39,6 +39,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("RC_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "regional-chat-test-artifacts")
 EVIL = """---
 title: Tulip festival <script>window.__pwned = 1</script> notice
+country: KGZ
+date: 2024-03-15
 ---
 # Tulip festival notice
 
@@ -469,6 +471,21 @@ def test_chat_in_a_real_browser(app_process, browser, tmp_path):
     expect(page.locator("#index-status")).to_contain_text("3 documents")
     assert (root / "corpus" / "sturgeon-festival.md").is_file()
     expect(ask("Where does the Caspian sturgeon festival take place?")).to_contain_text("Atyrau")
+
+    # the filter panel offers what the metadata holds (only the tulip notice has a country and a date),
+    # and a filter applies inside search: with Kyrgyzstan chosen the article's answer is gone
+    page.locator("#filters").get_by_text("Filters").click()
+    expect(page.locator("#filter-since")).to_contain_text("2024–2024 indexed")
+    page.locator("#filter-countries input").click()
+    page.get_by_role("option", name="Kyrgyzstan (KGZ)").click()
+    page.locator("#question textarea").click()  # closes the option list
+    only = ask("Where is the UNRCCA headquartered?")
+    expect(only).to_contain_text("Only Kyrgyzstan")
+    expect(only).to_contain_text("do not answer")
+    expect(only).not_to_contain_text("Ashgabat")
+    expect(ask("When is the tulip festival of Osh held?")).to_contain_text("April")
+    page.locator("#filter-until textarea, #filter-until input").first.fill("2020")
+    expect(ask("When is the tulip festival of Osh held?")).to_contain_text("do not answer")  # its 2024 date is outside
 
     page.screenshot(path=str(ARTIFACTS / "web-session.png"), full_page=True)
     assert outside == [], f"the page asked for things off this machine: {outside}"
