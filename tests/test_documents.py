@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from regional_chat.documents import CorpusError, DocumentError, list_files, read_documents
+from regional_chat.documents import CorpusError, DocumentError, Notice, list_files, read_documents
 
 
 def _docs(corpus: Path):
@@ -10,7 +10,10 @@ def _docs(corpus: Path):
     for source in list_files(corpus):
         try:
             for item in read_documents(source):
-                (warnings if isinstance(item, str) else out).append(item)
+                if isinstance(item, Notice):
+                    warnings.append(item.text)
+                else:
+                    out.append(item)
         except DocumentError as exc:
             warnings.append(str(exc))
     return out, warnings

@@ -9,6 +9,7 @@ from regional_chat.chunking import Chunker
 from regional_chat.documents import SourceFile, read_documents
 from regional_chat.embedding import make_embedder, unit_rows
 from regional_chat.settings import Settings
+from regional_chat.types import Document
 
 from conftest import SEED
 
@@ -26,7 +27,7 @@ QUESTIONS = ["Where is the UNRCCA headquartered?", "Who is the Foreign Minister 
 @pytest.fixture(scope="module")
 def seed_passages() -> list[str]:
     stat = SEED.stat()
-    doc = next(d for d in read_documents(SourceFile(SEED, SEED.name, stat.st_size, stat.st_mtime_ns)) if not isinstance(d, str))
+    doc = next(d for d in read_documents(SourceFile(SEED, SEED.name, stat.st_size, stat.st_mtime_ns)) if isinstance(d, Document))
     embedder = make_embedder(Settings(dtype="float32"))
     chunker = Chunker(60, 0, embedder.count_tokens, embedder.max_tokens)  # small chunks: several passages to rank
     return [c.text for c in chunker.chunks(doc)]

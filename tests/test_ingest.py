@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
-from regional_chat.documents import SUFFIXES, DocumentError, SourceFile, list_files, read_documents, sha256
+from regional_chat.documents import SUFFIXES, DocumentError, Notice, SourceFile, list_files, read_documents, sha256
 from regional_chat.index import build_index, load_index
 from regional_chat.ingest import READERS, docx, html, max_bytes, pdf, reader
 
@@ -321,7 +321,7 @@ def test_read_documents_dispatches_by_suffix_and_yields_warnings_first(tmp_path)
     assert [f.rel for f in files] == ["broken.pdf", "preamble.docx", "udhr.pdf", "web/chapter-6.htm"]
     by_rel = {f.rel: f for f in files}
     items = list(read_documents(by_rel["udhr.pdf"]))
-    assert items[0] == "udhr.pdf: page 2 has no text layer (scanned?); indexed the other 2 pages."
+    assert items[0] == Notice("udhr.pdf: page 2 has no text layer (scanned?); indexed the other 2 pages.", skipped=False)
     assert len(items) == 2 and items[1].doc_id == "udhr.pdf" and items[1].pages[1] == items[1].pages[2]
     assert [d.doc_id for d in read_documents(by_rel["web/chapter-6.htm"])] == ["web/chapter-6.htm"]
     with pytest.raises(DocumentError, match=r"^broken\.pdf: is not a readable PDF"):
@@ -339,7 +339,9 @@ def test_build_indexes_pdf_html_docx_skips_the_broken_one_and_rebuilds_increment
     assert report.chunks == report.chunks_embedded > 3
     broken = [s for s in report.skipped if s.startswith("broken.pdf: is not a readable PDF")]
     assert len(broken) == 1 and any(w.startswith("broken.pdf: is not a readable PDF") for w in warnings)
-    assert "udhr.pdf: page 2 has no text layer (scanned?); indexed the other 2 pages." in report.skipped
+    # the PDF with a scanned page is indexed: its warning is not counted as a skipped file
+    assert report.warnings == ("udhr.pdf: page 2 has no text layer (scanned?); indexed the other 2 pages.",)
+    assert len(report.skipped) == 1 and "1 file(s) skipped; 1 warning(s) on documents indexed" in report.summary()
     index = load_index(ix)
     try:
         assert index.doc_ids() == ["preamble.docx", "udhr.pdf", "web/chapter-6.htm"]

@@ -111,6 +111,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         say(report.summary())
         for line in report.skipped:
             say(f"  skipped: {line}")
+        for line in report.warnings:
+            say(f"  indexed with a warning: {line}")
         for line in report.repaired:
             say(f"  repaired: {line}")
     return 0

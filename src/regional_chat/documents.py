@@ -32,6 +32,22 @@ MAX_TEXT_FILE_BYTES = 32 * 1024 * 1024  # a single .txt/.md/.html document; JSON
 MAX_TITLE_CHARS = 200
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A warning in a file's document stream.
+
+    ``skipped``: something was left out of the index (a bad line of a .jsonl file); otherwise the
+    document was indexed and the notice says what is missing from it (a PDF page without a text
+    layer, a damaged PDF read as far as possible).
+    """
+
+    text: str
+    skipped: bool
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class CorpusError(ValueError):
     """The corpus cannot be used at all (missing, or holds no document)."""
 
@@ -139,8 +155,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_documents(source: SourceFile) -> Iterator[Document | str]:
-    """The documents of one file, in order; a ``str`` in the stream is a warning (a line or pages skipped).
+def read_documents(source: SourceFile) -> Iterator[Document | Notice]:
+    """The documents of one file, in order, with :class:`Notice` s (a line skipped, pages without text) among them.
 
     Raises:
         DocumentError: the whole file is unreadable (binary, not UTF-8, empty, too large,
@@ -157,7 +173,7 @@ def read_documents(source: SourceFile) -> Iterator[Document | str]:
     yield from _read_with(lambda rel, data: (parse_text_document(rel, data, markdown=markdown), []), MAX_TEXT_FILE_BYTES, source)
 
 
-def _read_with(read: Callable[[str, bytes], tuple[Document, list[str]]], limit: int, source: SourceFile) -> Iterator[Document | str]:
+def _read_with(read: Callable[[str, bytes], tuple[Document, list[str]]], limit: int, source: SourceFile) -> Iterator[Document | Notice]:
     if source.size > limit:  # before the bytes are loaded
         raise too_large(source.rel, source.size, limit)
     try:
@@ -165,7 +181,8 @@ def _read_with(read: Callable[[str, bytes], tuple[Document, list[str]]], limit: 
     except OSError as exc:
         raise DocumentError(f"{source.rel}: cannot be read ({exc.strerror}).") from exc
     document, warnings = read(source.rel, data)
-    yield from warnings
+    for warning in warnings:  # the document itself is indexed: these say what is missing from it
+        yield Notice(warning, skipped=False)
     yield document
 
 
@@ -268,7 +285,7 @@ def _first_nul(text: str, metadata: dict[str, str]) -> str | None:
     return None
 
 
-def _read_jsonl(source: SourceFile) -> Iterator[Document | str]:
+def _read_jsonl(source: SourceFile) -> Iterator[Document | Notice]:
     seen: set[str] = set()
     try:
         handle = source.path.open("rb")
@@ -287,29 +304,29 @@ def _read_jsonl(source: SourceFile) -> Iterator[Document | str]:
             if nul >= 0:
                 if number == 1:
                     raise _binary(source.rel, nul)
-                yield f"{where}: holds a NUL byte at byte {line_start + nul:,} of the file; line skipped."
+                yield Notice(f"{where}: holds a NUL byte at byte {line_start + nul:,} of the file; line skipped.", skipped=True)
                 continue
             try:
                 obj = json.loads(raw.decode("utf-8-sig"))
             except UnicodeDecodeError:
-                yield f"{where}: not UTF-8; line skipped."
+                yield Notice(f"{where}: not UTF-8; line skipped.", skipped=True)
                 continue
             except json.JSONDecodeError as exc:
-                yield f"{where}: not JSON ({exc.msg}); line skipped."
+                yield Notice(f"{where}: not JSON ({exc.msg}); line skipped.", skipped=True)
                 continue
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
-                yield f"{where}: has no \"text\" field with text; line skipped."
+                yield Notice(f"{where}: has no \"text\" field with text; line skipped.", skipped=True)
                 continue
             local_id = str(obj["id"]) if obj.get("id") not in (None, "") else str(number)
             doc_id = f"{source.rel}#{local_id}"
             if doc_id in seen:
-                yield f"{where}: id {local_id!r} was already used in this file; line skipped."
+                yield Notice(f"{where}: id {local_id!r} was already used in this file; line skipped.", skipped=True)
                 continue
             text = obj["text"]
             metadata = {k: _scalar(v) for k, v in obj.items() if k != "text" and v is not None}
             escaped = _first_nul(text, metadata)
             if escaped is not None:
-                yield f"{where}: holds a NUL character (a \\u0000 escape) in {escaped}, line starts at byte {line_start:,}; line skipped."
+                yield Notice(f"{where}: holds a NUL character (a \\u0000 escape) in {escaped}, line starts at byte {line_start:,}; line skipped.", skipped=True)
                 continue
             seen.add(doc_id)
             yield Document(

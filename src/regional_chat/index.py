@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .chunking import Chunker
-from .documents import SUPPORTED, CorpusError, DocumentError, SourceFile, list_files, read_documents, sha256_file
+from .documents import SUPPORTED, CorpusError, DocumentError, Notice, SourceFile, list_files, read_documents, sha256_file
 from .e5 import MODEL_NAME as E5_MODEL_NAME
 from .embedding import MINILM_NAME, Embedder, make_embedder
 from . import index_kinds
@@ -746,6 +746,7 @@ class _Plan:
     files: dict[str, FileEntry] = field(default_factory=dict)
     sources: dict[str, SourceFile] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # about documents indexed anyway (a page without text)
     stats_changed: bool = False
 
     @property
@@ -772,9 +773,9 @@ def _plan(files: list[SourceFile], old: Manifest | None, warn: Callable[[str], N
         try:
             doc_ids: list[str] = []
             for item in read_documents(source):
-                if isinstance(item, str):
-                    warn(item)
-                    plan.skipped.append(item)
+                if isinstance(item, Notice):
+                    warn(item.text)
+                    (plan.skipped if item.skipped else plan.warnings).append(item.text)
                     continue
                 if item.doc_id in seen:
                     msg = f"{source.rel}: document id {item.doc_id!r} is used twice in the corpus; the later one is skipped."
@@ -1029,6 +1030,7 @@ def _report(plan: _Plan, documents: int, chunks: int, embedded: int, started: fl
         removed=len(plan.removed),
         unchanged=len(plan.unchanged),
         skipped=tuple(plan.skipped),
+        warnings=tuple(plan.warnings),
         documents=documents,
         chunks=chunks,
         chunks_embedded=embedded,
@@ -1097,7 +1099,7 @@ def _write_generation(
         for rel, wanted_ids in plan.to_embed.items():
             wanted = set(wanted_ids)
             for item in read_documents(plan.sources[rel]):
-                if isinstance(item, str) or item.doc_id not in wanted:
+                if isinstance(item, Notice) or item.doc_id not in wanted:
                     continue
                 chunks = chunker.chunks(item)
                 if settings.context_headers:

@@ -204,6 +204,7 @@ class BuildReport:
     seconds: float
     full: bool
     repaired: tuple[str, ...] = ()  # damaged files of the live index found and rebuilt, with what was done
+    warnings: tuple[str, ...] = ()  # documents indexed with something missing (a PDF page without a text layer)
 
     def summary(self) -> str:
         text = (
@@ -213,6 +214,8 @@ class BuildReport:
         )
         if self.skipped:
             text += f"; {len(self.skipped)} file(s) skipped"
+        if self.warnings:
+            text += f"; {len(self.warnings)} warning(s) on documents indexed"
         if self.repaired:
             text += f"; repaired {len(self.repaired)} damaged file(s) of the index"
         return text

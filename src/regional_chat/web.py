@@ -26,7 +26,7 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from .assistant import Assistant  # noqa: E402
 from .countries import display  # noqa: E402
-from .documents import SUFFIXES, DocumentError, SourceFile, read_documents  # noqa: E402
+from .documents import SUFFIXES, DocumentError, Notice, SourceFile, read_documents  # noqa: E402
 from .facets import filter_from  # noqa: E402
 from .index import build_index, current_generation  # noqa: E402
 from .settings import Settings  # noqa: E402
@@ -195,8 +195,8 @@ def add_upload(corpus_dir: Path, path: str | Path, max_bytes: int, original_name
         warnings, documents = [], 0
         try:
             for item in read_documents(SourceFile(staged, name, size, 0)):
-                if isinstance(item, str):
-                    warnings.append(item)  # one bad line of a .jsonl file
+                if isinstance(item, Notice):
+                    warnings.append(item.text)  # a bad line of a .jsonl file, a PDF page without text
                 else:
                     documents += 1
         except DocumentError as exc:
