@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -40,3 +46,59 @@ def shared_data(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is not here (the evaluation data lives beside the project in ../shared/data)")
     return path
+
+
+# --------------------------------------------------------------------------- index locations: both backends
+
+BACKENDS = ("folder", "milvus-lite", "milvus-server")
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A `milvus-lite server` process on 127.0.0.1 (the real client-server path), stopped after the session."""
+    pytest.importorskip("pymilvus", reason="the Milvus backend's tests need pymilvus and milvus-lite (pip install '.[test]')")
+    exe = Path(sys.executable).parent / "milvus-lite"
+    if not exe.exists():
+        pytest.skip(f"{exe} is missing: pip install milvus-lite")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp_path_factory.mktemp("milvus-server")
+    log = (data / "server.log").open("w")
+    proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        from pymilvus import MilvusClient
+
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"milvus-lite server exited with {proc.returncode}:\n{(data / 'server.log').read_text()[-2000:]}")
+            try:
+                MilvusClient(uri=uri, timeout=2).close()
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                if time.monotonic() > deadline:
+                    pytest.fail(f"milvus-lite server did not answer within 60 s:\n{(data / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def index_location(request, tmp_path):
+    """Where a test's index lives, once per backend: an index folder, a milvus-lite file, a Milvus server."""
+    if request.param == "folder":
+        return tmp_path / "ix"
+    pytest.importorskip("pymilvus", reason="the Milvus backend's tests need pymilvus and milvus-lite (pip install '.[test]')")
+    if request.param == "milvus-lite":
+        return f"milvus:{tmp_path / 'rc.db'}"
+    server = request.getfixturevalue("milvus_server")
+    return f"milvus:{server}#t{uuid.uuid4().hex[:12]}"  # one server, a collection name per test

@@ -10,9 +10,10 @@ from regional_chat.types import Answer, Quote
 
 
 @pytest.fixture
-def bot(corpus, tmp_path, settings):
-    build_index(corpus, tmp_path / "ix", settings, warn=lambda m: None)
-    return Assistant.load(tmp_path / "ix", settings, corpus_dir=corpus)
+def bot(corpus, index_location, settings):
+    """An assistant over the fixture corpus, once on each backend (index folder, milvus-lite, Milvus server)."""
+    build_index(corpus, index_location, settings, warn=lambda m: None)
+    return Assistant.load(index_location, settings, corpus_dir=corpus)
 
 
 def test_needs_context():

@@ -45,6 +45,28 @@ def test_without_model_an_index_is_searched_and_updated_with_the_model_that_buil
     assert "built with model hashing:32" in capsys.readouterr().err
 
 
+def test_the_milvus_store_through_the_cli(corpus, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("pymilvus")
+    monkeypatch.delenv("REGIONAL_CHAT_MODEL", raising=False)
+    store = f"milvus:{tmp_path / 'rc.db'}"
+    args = ["--corpus", str(corpus), "--store", store, "--model", "hashing:64", "--quiet"]
+    assert main(["build", *args]) == 0
+    assert capsys.readouterr().out.startswith("4 added, 0 changed, 0 removed, 0 unchanged; 4 documents")
+    assert main(["build", *args]) == 0
+    assert capsys.readouterr().out.startswith("0 added, 0 changed, 0 removed, 4 unchanged")
+    assert main(["info", "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert f"index:      {store} (Milvus, generation 1)" in out and "documents:  4" in out and "hashing:64" in out
+    # no --model: the store's recorded model answers (hashing:64), filtered to one country inside retrieval
+    assert main(["ask", "Who opened the water conference?", "--store", store, "--where", "country=TJK", "--json"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    shown = reply["quotes"] + reply["related"]
+    assert shown and all(q["doc_id"] == "news/briefs.jsonl#tj-1" for q in shown)
+    assert main(["check", "--store", store]) == 2
+    assert main(["build", *args[:2], "--store", "index-folder"]) == 2
+    assert "--store takes milvus:<file-or-URI>" in capsys.readouterr().err
+
+
 def test_errors_are_one_clear_line_and_exit_code_2(tmp_path, capsys):
     assert main(["info", "--index", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err.strip() == f"error: no index at {tmp_path / 'none'}: run `regional-chat build` first."

@@ -80,7 +80,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_index_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", default=os.environ.get("REGIONAL_CHAT_INDEX", DEFAULT_INDEX), help="index folder (default: index)")
+    p.add_argument("--index", default=os.environ.get("REGIONAL_CHAT_INDEX", DEFAULT_INDEX), help="index folder (default: index), or milvus:<file-or-URI>")
+    p.add_argument(
+        "--store", default=os.environ.get("REGIONAL_CHAT_STORE"),
+        help="milvus:<file> (milvus-lite, embedded) or milvus:http://host:19530 (a Milvus server), with #name to name the collections: "
+        "keep the index in Milvus instead of the --index folder",
+    )
 
 
 def _serving_threads() -> None:
@@ -120,6 +125,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .index import check_index
+    from .store import is_milvus
+
+    if is_milvus(args.index):
+        say("error: check verifies an index folder's files; a Milvus store checks its own data (regional-chat info reads it).", err=True)
+        return 2
 
     report = check_index(args.index)
     for line in report.lines():
@@ -297,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "store", None):
+        from .store import is_milvus
+
+        if not is_milvus(args.store):
+            say(f"error: --store takes milvus:<file-or-URI>, got {args.store!r} (the embedded store is the --index folder).", err=True)
+            return 2
+        args.index = args.store  # every command reads the index location from --index
     from .documents import CorpusError
     from .embedding import EmbedderError
     from .index import IndexStateError

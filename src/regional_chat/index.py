@@ -44,6 +44,7 @@ from . import index_kinds
 from .settings import Settings
 from .facets import Facets, context_header, lexical_header
 from .types import BuildReport, Chunk, Document, Filter
+from .store import is_milvus
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -138,10 +139,21 @@ class Manifest:
     @classmethod
     def read(cls, path: Path) -> "Manifest":
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise IndexCorruptError(f"{path} is missing: {REPAIR_HINT}.") from exc
+        except OSError as exc:
+            raise IndexCorruptError(f"{path} is unreadable or corrupt ({_reason(exc)}): {REPAIR_HINT}.") from exc
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> "Manifest":
+        """A manifest from its JSON (``where`` names it in errors: a file, or a Milvus generation)."""
+        try:
+            raw = json.loads(text)
             if raw.get("format_version") != FORMAT_VERSION:
                 raise IndexMismatchError(
-                    f"{path} has index format {raw.get('format_version')!r}; this version reads {FORMAT_VERSION}: {REBUILD_HINT}."
+                    f"{where} has index format {raw.get('format_version')!r}; this version reads {FORMAT_VERSION}: {REBUILD_HINT}."
                 )
             return cls(
                 model=str(raw["model"]),
@@ -158,12 +170,10 @@ class Manifest:
             )
         except IndexMismatchError:
             raise
-        except FileNotFoundError as exc:
-            raise IndexCorruptError(f"{path} is missing: {REPAIR_HINT}.") from exc
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise IndexCorruptError(f"{path} is unreadable or corrupt ({_reason(exc)}): {REPAIR_HINT}.") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IndexCorruptError(f"{where} is unreadable or corrupt ({_reason(exc)}): {REPAIR_HINT}.") from exc
 
-    def check_compatible(self, embedder: Embedder, settings: Settings, where: Path) -> None:
+    def check_compatible(self, embedder: Embedder, settings: Settings, where: Path | str) -> None:
         """Refuse an index built with another model or other chunk settings."""
         if self.model != embedder.name or self.dim != embedder.dim:
             raise IndexMismatchError(
@@ -530,11 +540,16 @@ def recorded_model(index_dir: str | Path) -> str | None:
     folder (which only its path names). Commands given no ``--model`` use this, so an index
     built with e5 keeps being searched and updated with e5 whatever the default is.
     """
-    try:
-        path = current_generation(Path(index_dir))
-        name = Manifest.read(path / MANIFEST).model if path is not None else ""
-    except (IndexCorruptError, OSError, ValueError, KeyError):
-        return None
+    if is_milvus(index_dir):
+        from .store.milvus import recorded_model_name
+
+        name = recorded_model_name(str(index_dir)) or ""
+    else:
+        try:
+            path = current_generation(Path(index_dir))
+            name = Manifest.read(path / MANIFEST).model if path is not None else ""
+        except (IndexCorruptError, OSError, ValueError, KeyError):
+            return None
     if name == MINILM_NAME:
         return "minilm"
     if name.startswith(E5_MODEL_NAME):
@@ -548,7 +563,7 @@ def load_index(index_dir: str | Path = "index", settings: Settings | None = None
     """Open the live generation of the index at ``index_dir``.
 
     Args:
-        index_dir: the folder ``regional-chat build`` wrote.
+        index_dir: the folder ``regional-chat build`` wrote, or ``milvus:<file-or-URI>``.
         settings: when given (with or without ``embedder``), the index must have been built
             with the same model and chunking, or :class:`IndexMismatchError` is raised.
         embedder: the embedder questions will be embedded with (checked against the manifest).
@@ -558,6 +573,10 @@ def load_index(index_dir: str | Path = "index", settings: Settings | None = None
         IndexCorruptError: files are missing or unreadable.
         IndexMismatchError: built with another model or other chunk settings.
     """
+    if is_milvus(index_dir):
+        from .store.milvus import load_milvus
+
+        return load_milvus(str(index_dir), settings, embedder)
     root = Path(index_dir)
     path = current_generation(root)
     if path is None:
@@ -864,7 +883,8 @@ def build_index(
 
     Args:
         corpus_dir: a folder of .txt/.md/.jsonl files, or one such file.
-        index_dir: where the index lives (created if missing).
+        index_dir: where the index lives (created if missing): a folder, or ``milvus:<file-or-URI>``
+            for the Milvus store (``regional_chat.store``).
         settings: model and chunking; defaults to ``Settings()``.
         full: ignore the existing index and rebuild everything.
         embedder: use this embedder instead of the one ``settings.model`` names.
@@ -881,6 +901,10 @@ def build_index(
         IndexBusyError: another build is running on the same index.
         IndexMismatchError / IndexCorruptError: the existing index cannot be updated; rebuild with full=True.
     """
+    if is_milvus(index_dir):
+        from .store.milvus import build_milvus
+
+        return build_milvus(corpus_dir, str(index_dir), settings, full=full, embedder=embedder, warn=warn, on_progress=on_progress)
     started = time.perf_counter()
     settings = settings or Settings()
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))

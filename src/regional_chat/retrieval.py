@@ -537,7 +537,8 @@ class Retriever:
 
     Args:
         index: the loaded dense index (``search``, ``chunks``).
-        lexical: the BM25 index over the same chunks.
+        lexical: the BM25 index over the same chunks (a :class:`LexicalIndex`, or the Milvus
+            store's ``MilvusLexical``: anything with ``search_and_score``).
         embedder: embeds questions; only used by ``search``.
         settings: ``candidates`` per retriever, ``fusion`` and ``fusion_weight``.
     """
@@ -546,8 +547,8 @@ class Retriever:
         for name in ("search", "chunks"):
             if not callable(getattr(index, name, None)):
                 raise TypeError(f"index must have a {name}() method, got {type(index).__name__}.")
-        if not isinstance(lexical, LexicalIndex):
-            raise TypeError(f"lexical must be a LexicalIndex, got {type(lexical).__name__}.")
+        if not callable(getattr(lexical, "search_and_score", None)):  # bm25s here, or the Milvus store's BM25
+            raise TypeError(f"lexical must be a LexicalIndex (or have its search_and_score), got {type(lexical).__name__}.")
         self.index = index
         self.lexical = lexical
         self.embedder = embedder

@@ -1,0 +1,194 @@
+"""The index on each backend: an index folder (FAISS + bm25s + SQLite), milvus-lite embedded, a Milvus server.
+
+Every test here runs once per backend (``index_location`` in conftest.py); the server is a real
+``milvus-lite server`` process on 127.0.0.1, so the client-server path is the one exercised.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from regional_chat.embedding import HashingEmbedder
+from regional_chat.index import IndexNotFoundError, build_index, load_index
+from regional_chat.retrieval import Retriever
+from regional_chat.store import is_milvus
+from regional_chat.types import Filter
+
+QUESTIONS = ["Trans-Caspian cargo 2023", "Dushanbe water conference", "border post vehicles", "Aktau Baku ferry", "reservoirs flow data"]
+
+
+def _retriever(index, embedder, settings) -> Retriever:
+    return Retriever(index, index.lexical, embedder, settings)
+
+
+def _results(location, settings, embedder, mode="hybrid") -> list[list[tuple[str, int]]]:
+    index = load_index(location, settings, embedder)
+    try:
+        retriever = _retriever(index, embedder, settings)
+        return [[(h.chunk.doc_id, h.chunk.seq) for h in retriever.search(q, 3, mode)] for q in QUESTIONS]
+    finally:
+        index.close()
+
+
+def test_build_then_every_chunk_and_document_comes_back_verbatim(corpus, index_location, settings, embedder):
+    report = build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    assert (report.added, report.documents) == (4, 4) and report.chunks == report.chunks_embedded > 4
+    index = load_index(index_location, settings, embedder)
+    try:
+        assert len(index) == report.chunks and index.doc_ids() == sorted(index.manifest.documents)
+        chunks = list(index.iter_chunks())
+        assert len(chunks) == report.chunks
+        for chunk in chunks:
+            assert index.document(chunk.doc_id).text[chunk.start : chunk.end] == chunk.text
+        water = index.document("water.md")
+        assert water.title == "Water talks in Tashkent" and water.metadata["country"] == "Uzbekistan" and water.date == "2024-03-14"
+        assert index.chunks([chunks[2].chunk_id, chunks[0].chunk_id]) == [chunks[2], chunks[0]]
+        assert index.catalogue.countries() == ["KGZ", "TJK", "UZB"]
+        with pytest.raises(KeyError):
+            index.document("nowhere.txt")
+    finally:
+        index.close()
+
+
+def test_dense_lexical_and_hybrid_find_the_document_a_question_is_about(corpus, index_location, settings, embedder):
+    build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    expected = ["transport.txt", "news/briefs.jsonl#tj-1", "news/briefs.jsonl#kg-1", "transport.txt", "water.md"]
+    for mode in ("lexical", "hybrid"):
+        firsts = [r[0][0] for r in _results(index_location, settings, embedder, mode)]
+        assert firsts == expected, mode
+    dense = _results(index_location, settings, embedder, "dense")
+    assert all(len(r) == 3 for r in dense)
+
+
+def test_an_unchanged_corpus_embeds_nothing_and_a_change_only_what_changed(corpus, index_location, settings):
+    embedder = HashingEmbedder(64)
+    first = build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    calls = embedder.calls
+    again = build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    assert (again.unchanged, again.chunks_embedded, embedder.calls) == (4, 0, calls)
+    index = load_index(index_location, settings, embedder)
+    transport_chunks = index.manifest.documents["transport.txt"].chunks
+    index.close()
+    (corpus / "added.txt").write_text("Samarkand summit\nThe Samarkand summit approved a railway from Termez to Mazar-i-Sharif.\n")
+    (corpus / "transport.txt").unlink()
+    added = build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    assert (added.added, added.removed, added.unchanged) == (1, 1, 3)
+    assert embedder.calls - calls == added.chunks_embedded == 1  # only the new document was embedded
+    index = load_index(index_location, settings, embedder)
+    try:
+        assert "transport.txt" not in index.doc_ids() and "added.txt" in index.doc_ids()
+        assert len(index) == added.chunks == first.chunks - transport_chunks + 1
+        hits = _retriever(index, embedder, settings).search("Samarkand railway Termez", 1)
+        assert hits[0].chunk.doc_id == "added.txt"
+    finally:
+        index.close()
+
+
+def test_filters_apply_inside_retrieval_on_every_mode(corpus, index_location, settings, embedder):
+    build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    index = load_index(index_location, settings, embedder)
+    try:
+        retriever = _retriever(index, embedder, settings)
+        only = Filter(countries=("TJK",))
+        for mode in ("dense", "lexical", "hybrid"):
+            hits = retriever.search("water conference border cargo", 5, mode, where=only)
+            assert hits and {h.chunk.doc_id for h in hits} == {"news/briefs.jsonl#tj-1"}, mode
+        assert retriever.search("water", 5, where=Filter(countries=("AFG",))) == []
+        since = retriever.search("water conference border cargo", 5, where=Filter(since="2024-04"))
+        assert {h.chunk.doc_id for h in since} == {"news/briefs.jsonl#kg-1"}
+    finally:
+        index.close()
+
+
+def test_both_stores_give_the_same_dense_ranking(corpus, tmp_path, settings, embedder):
+    pytest.importorskip("pymilvus")
+    folder, milvus = tmp_path / "ix", f"milvus:{tmp_path / 'rc.db'}"
+    for location in (folder, milvus):
+        build_index(corpus, location, settings, embedder=embedder, warn=lambda m: None)
+    # exact search on both: the same chunks in the same order (ties broken by id on both)
+    assert _results(folder, settings, embedder, "dense") == _results(milvus, settings, embedder, "dense")
+
+
+def test_a_store_with_nothing_built_says_so(index_location, settings, embedder):
+    with pytest.raises(IndexNotFoundError, match="run `regional-chat build"):
+        load_index(index_location, settings, embedder)
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from regional_chat.embedding import HashingEmbedder
+    from regional_chat.index import build_index
+    from regional_chat.settings import Settings
+
+    class SlowEmbedder(HashingEmbedder):
+        def embed_passages(self, texts):
+            time.sleep(0.05)
+            return super().embed_passages(texts)
+
+    def progress(done, total):
+        print(f"progress {done} {total}", flush=True)
+
+    build_index(sys.argv[1], sys.argv[2], Settings(model="hashing:64", chunk_tokens=40, chunk_overlap=1, embed_buffer=8),
+                embedder=SlowEmbedder(64), on_progress=progress, warn=lambda m: None)
+    print("finished", flush=True)
+    """
+)
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_in_the_middle_of_a_build_leaves_the_previous_index_answering(corpus, index_location, settings, embedder, tmp_path):
+    build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    before = _results(index_location, settings, embedder)
+    for i in range(120):
+        (corpus / f"bulk-{i:03d}.txt").write_text(f"Bulletin {i}.\n" + "Water and cargo news of the day. " * 30 + "\n")
+    if is_milvus(str(index_location)):
+        from regional_chat.store.milvus import release
+
+        release(str(index_location))  # a milvus-lite file is open in one process at a time
+    script = tmp_path / "kill_me.py"
+    script.write_text(KILL_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(corpus), str(index_location)], stdout=subprocess.PIPE, text=True)
+    killed_at, deadline = None, time.time() + 180
+    for line in proc.stdout:
+        if line.startswith("progress"):
+            done, total = map(int, line.split()[1:])
+            if done >= total // 2:
+                proc.send_signal(signal.SIGKILL)
+                killed_at = done
+                break
+        assert time.time() < deadline
+    proc.wait()
+    assert killed_at is not None and proc.returncode == -signal.SIGKILL
+    assert _results(index_location, settings, embedder) == before  # the previous generation, whole
+    report = build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    assert report.added == 120
+    assert load_index(index_location, settings, embedder).manifest.chunks == report.chunks
+    if is_milvus(str(index_location)):  # the killed build's collections were dropped, two generations remain
+        from regional_chat.store.milvus import _generations, connect, parse
+
+        loc = parse(str(index_location))
+        client = connect(loc)
+        try:
+            assert len(_generations(client, loc)) == 2
+        finally:
+            client.close()
+
+
+def test_milvus_locations_are_checked():
+    from regional_chat.store.milvus import DEFAULT_NAME, parse
+
+    assert parse("milvus:./rc.db").name == DEFAULT_NAME and not parse("milvus:./rc.db").server
+    remote = parse("milvus:http://10.0.0.5:19530#speeches")
+    assert remote.server and remote.target == "http://10.0.0.5:19530" and remote.name == "speeches"
+    with pytest.raises(ValueError, match="names no Milvus file or server"):
+        parse("milvus:")
+    with pytest.raises(ValueError, match="cannot name Milvus collections"):
+        parse("milvus:./rc.db#2-bad")
+    assert is_milvus("milvus:./rc.db") and not is_milvus("index")
