@@ -192,3 +192,17 @@ def test_milvus_locations_are_checked():
     with pytest.raises(ValueError, match="cannot name Milvus collections"):
         parse("milvus:./rc.db#2-bad")
     assert is_milvus("milvus:./rc.db") and not is_milvus("index")
+
+
+def test_a_serving_assistant_follows_a_build_made_elsewhere(corpus, index_location, settings, embedder):
+    from regional_chat.assistant import Assistant
+
+    build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    bot = Assistant.load(index_location, settings, embedder=embedder, corpus_dir=corpus)
+    assert not bot.follow(every=0)  # nothing new
+    (corpus / "added.txt").write_text("Samarkand summit\nThe Samarkand summit approved a railway from Termez to Mazar-i-Sharif.\n")
+    build_index(corpus, index_location, settings, embedder=HashingEmbedder(64), warn=lambda m: None)  # as another process would
+    assert "added.txt" not in bot.index.doc_ids()  # until it looks again
+    assert bot.follow(every=0)
+    assert bot.search("Samarkand railway Termez")[0].chunk.doc_id == "added.txt"
+    assert not bot.follow(every=0)

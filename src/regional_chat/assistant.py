@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .embedding import Embedder, make_embedder
-from .index import Index, build_index, load_index, recorded_model
+from .index import Index, build_index, live_generation, load_index, recorded_model
 from .settings import MAX_K, Settings
 from .facets import Understood, describe_filter, understand
 from .types import Answer, BuildReport, Document, Filter, Hit
+
+FOLLOW_SECONDS = 5.0  # how often a serving assistant looks for a generation another process built
 
 MODES = ("hybrid", "dense", "lexical")
 
@@ -160,6 +163,7 @@ class Assistant:
         self.extractor = answerer if answerer is not None else make_answerer(self.settings)
         self._live = self._make_live(index)
         self._rebuild_lock = threading.Lock()
+        self._checked = time.monotonic()  # when another process's build was last looked for
         self._turns: dict[tuple, Answer] = {}  # earlier questions given as text, answered once
         self._turns_lock = threading.Lock()
 
@@ -191,6 +195,30 @@ class Assistant:
     def index(self) -> Index:
         return self._live.index
 
+    def follow(self, every: float = FOLLOW_SECONDS) -> bool:
+        """Switch to a generation another process built since this one was loaded; True when it switched.
+
+        Looked for at most once every ``every`` seconds (a file read, or one Milvus row), before a
+        question, so that several serving processes over one store all answer from a build made
+        elsewhere within seconds. A rebuild running in this process is left to switch by itself.
+        """
+        now = time.monotonic()
+        if now - self._checked < every or not self._rebuild_lock.acquire(blocking=False):
+            return False
+        try:
+            self._checked = now
+            try:
+                live = live_generation(self.index_dir)
+            except Exception:  # noqa: BLE001 - an unreachable store: keep answering from the loaded generation
+                return False
+            if live is None or live == str(self._live.index.path):
+                return False
+            fresh = load_index(self.index_dir, self.settings, self.embedder)
+            self._live = self._make_live(fresh)  # one assignment: a question sees the old or the new, never half
+            return True
+        finally:
+            self._rebuild_lock.release()
+
     def warm_up(self) -> None:
         """Load the model, the BM25 index and the answer models now rather than on the first question."""
         self.answer("warm up")
@@ -212,6 +240,7 @@ class Assistant:
     def search(self, question: str, k: int | None = None, mode: str = "hybrid", *, filters: Filter | None = None) -> list[Hit]:
         """The passages retrieved for ``question``, best first (no answer extraction), as ``answer`` retrieves them."""
         question = self.check_question(question)
+        self.follow()
         live = self._live
         prefer = self._understand(live, question)
         return live.retriever.search(question, k or self.settings.top_k, mode, where=filters or None, prefer=prefer or None)
@@ -259,6 +288,7 @@ class Assistant:
             raise ValueError("history must be a list of earlier questions (strings) or Answers, oldest first, not a single string.")
         if filters is not None and not isinstance(filters, Filter):
             raise ValueError(f"filters must be a regional_chat.Filter, not {type(filters).__name__}.")
+        self.follow()
         live = self._live  # one consistent index for the whole question, even if a rebuild swaps it
         terms = follow_up_terms(question, [self._as_answer(turn, mode) for turn in history[-2:]])
         # A follow-up is read with all the terms of the previous turn and, since names the answer

@@ -281,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="SQuAD v1.1 or v2.0 JSON file")
     p.add_argument("--corpus-from-contexts", action="store_true", default=True, help="index the file's paragraphs as the corpus (the only mode)")
     p.add_argument("--index", default=None, help="where to build the paragraphs' index (default /tmp/regional-chat-eval/<file>-<model>)")
+    p.add_argument("--store", default=None, help="milvus:<file-or-URI>[#name]: build the paragraphs' index in Milvus instead")
     _add_model_options(p)
     p.add_argument("--retrieval", choices=("hybrid", "dense", "lexical"), default="hybrid", help="retrieval that feeds the answers")
     p.add_argument("--leave-article-out", action="store_true", help="also ask each question without its article in the corpus")

@@ -242,6 +242,7 @@ def evaluate(
     from .assistant import Assistant
     from .embedding import make_embedder
     from .index import build_index, load_index
+    from .store import is_milvus
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
@@ -256,8 +257,13 @@ def evaluate(
         questions = [questions[int(i * step)] for i in range(limit)]
     # one scratch index per file and model: switching the encoder never meets an index built with the other
     model_tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in settings.model)
-    root = Path(index_dir) if index_dir else Path("/tmp/regional-chat-eval") / f"{squad_file.stem}-{model_tag}"
-    corpus = write_contexts_corpus(paragraphs, root.parent / f"{root.name}.corpus")
+    scratch = Path("/tmp/regional-chat-eval") / f"{squad_file.stem}-{model_tag}"
+    if is_milvus(index_dir):  # the paragraphs' index in a Milvus store; their corpus file stays on disk
+        root: Path | str = str(index_dir)
+        corpus = write_contexts_corpus(paragraphs, scratch.parent / f"{scratch.name}.corpus")
+    else:
+        root = Path(index_dir) if index_dir else scratch
+        corpus = write_contexts_corpus(paragraphs, root.parent / f"{root.name}.corpus")
     built = build_index(corpus.parent, root, settings, progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     embedder = make_embedder(settings)
     index = load_index(root, settings, embedder)

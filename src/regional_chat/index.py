@@ -533,6 +533,20 @@ def current_generation(root: Path) -> Path | None:
     return path
 
 
+def live_generation(index_dir: str | Path) -> str | None:
+    """What names the live generation now (compared with a loaded index's ``path``); None when none is built.
+
+    A cheap check (a file read, or one Milvus row) that lets a serving process notice a build
+    made by another process and switch to it.
+    """
+    if is_milvus(index_dir):
+        from .store.milvus import live_path
+
+        return live_path(str(index_dir))
+    path = current_generation(Path(index_dir))
+    return str(path) if path is not None else None
+
+
 def recorded_model(index_dir: str | Path) -> str | None:
     """The ``--model`` value that built the index at ``index_dir`` ("minilm", "e5", "hashing:64").
 

@@ -266,6 +266,17 @@ def _drop_generation(client: Any, loc: Location, generation: int) -> None:
         client.delete(_meta_name(loc), filter=f"generation == {generation} and id != {_POINTER}")
 
 
+def live_path(location: str) -> str | None:
+    """``MilvusIndex.path`` of the live generation ("milvus:...@g3"), or None when nothing is built."""
+    loc = parse(location)
+    client = connect(loc)
+    try:
+        generation = live_generation(client, loc)
+    finally:
+        client.close()
+    return None if generation is None else f"{loc}@g{generation}"
+
+
 def recorded_model_name(location: str) -> str | None:
     """The embedding model name in the live generation's manifest, or None when there is none."""
     loc = parse(location)
