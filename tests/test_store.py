@@ -206,3 +206,88 @@ def test_a_serving_assistant_follows_a_build_made_elsewhere(corpus, index_locati
     assert bot.follow(every=0)
     assert bot.search("Samarkand railway Termez")[0].chunk.doc_id == "added.txt"
     assert not bot.follow(every=0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_serving_processes_answer_from_one_milvus_server_while_a_build_adds_documents(corpus, milvus_server, tmp_path):
+    """Part 4 of issue 13 on this machine: two `serve` processes, one Milvus server, a build from a third process."""
+    import json
+    import os
+    import socket
+    import threading
+    import urllib.request
+    import uuid
+    from pathlib import Path
+
+    from gradio_client import Client
+
+    store = f"milvus:{milvus_server}#wide{uuid.uuid4().hex[:8]}"
+    model = ["--model", "hashing:64"]
+    exe = str(Path(sys.executable).parent / "regional-chat")
+    subprocess.run([exe, "build", "--corpus", str(corpus), "--store", store, *model, "--quiet"], check=True, capture_output=True)
+    servers, logs, urls = [], [], []
+    for n in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        log = (tmp_path / f"serve{n}.log").open("w")
+        env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / f"gradio{n}")}
+        # a corpus folder that does not exist: serve answers from the store as it is, it does not build
+        cmd = [exe, "serve", "--corpus", str(tmp_path / "no-corpus"), "--store", store, *model, "--port", str(port), "--read-only"]
+        servers.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
+        logs.append(log)
+        urls.append(f"http://127.0.0.1:{port}/")
+    try:
+        deadline = time.monotonic() + 300
+        for proc, url, n in zip(servers, urls, range(2)):
+            while True:
+                assert proc.poll() is None, (tmp_path / f"serve{n}.log").read_text()[-3000:]
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, (tmp_path / f"serve{n}.log").read_text()[-3000:]
+                time.sleep(0.5)
+        for i in range(40):
+            (corpus / f"bulk-{i:02d}.txt").write_text(f"Bulletin {i}\nThe Kokaral dam report number {i} covers water levels of the North Aral Sea.\n")
+        (corpus / "samarkand.txt").write_text("Samarkand summit\nThe Samarkand summit approved a railway from Termez to Mazar-i-Sharif.\n")
+        errors, answered = [], []
+        stop = threading.Event()
+
+        def ask_forever(url: str) -> None:
+            client = Client(url, verbose=False)
+            while not stop.is_set():
+                try:
+                    reply = client.predict("Where did the ministers meet?", [], api_name="/ask")
+                    answered.append(reply["question"])
+                except Exception as exc:  # noqa: BLE001 - any failure fails the test
+                    errors.append(repr(exc))
+
+        askers = [threading.Thread(target=ask_forever, args=(url,)) for url in urls for _ in range(2)]
+        for t in askers:
+            t.start()
+        build = subprocess.run([exe, "build", "--corpus", str(corpus), "--store", store, *model, "--json"], capture_output=True, text=True)
+        time.sleep(6)  # past the serving processes' 5 s look for a new generation
+        stop.set()
+        for t in askers:
+            t.join()
+        assert build.returncode == 0, build.stderr
+        assert json.loads(build.stdout)["added"] == 41
+        assert errors == [] and len(answered) >= 4
+        for url in urls:  # both processes now answer from the new generation
+            reply = Client(url, verbose=False).predict("Which railway did the Samarkand summit approve?", [], api_name="/ask")
+            shown = reply["quotes"] + reply["related"]
+            assert shown and shown[0]["doc_id"] == "samarkand.txt"
+    finally:
+        for proc in servers:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in logs:
+            log.close()

@@ -918,7 +918,7 @@ def build_index(
     if is_milvus(index_dir):
         from .store.milvus import build_milvus
 
-        return build_milvus(corpus_dir, str(index_dir), settings, full=full, embedder=embedder, warn=warn, on_progress=on_progress)
+        return build_milvus(corpus_dir, str(index_dir), settings, full=full, embedder=embedder, wait=wait, warn=warn, on_progress=on_progress)
     started = time.perf_counter()
     settings = settings or Settings()
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))

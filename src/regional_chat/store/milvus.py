@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import re
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ from ..documents import SUPPORTED, CorpusError, Notice, list_files, read_documen
 from ..embedding import Embedder, make_embedder
 from ..facets import context_header, lexical_header
 from ..settings import Settings
-from ..index import Catalogue, DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, _plan, _report
+from ..index import (
+    Catalogue, DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, _plan, _report, build_lock,
+)
 from ..types import BuildReport, Chunk, Document
 from . import MILVUS
 
@@ -514,6 +517,7 @@ def build_milvus(
     *,
     full: bool = False,
     embedder: Embedder | None = None,
+    wait: bool = False,
     warn: Callable[[str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> BuildReport:
@@ -532,6 +536,18 @@ def build_milvus(
     files = list_files(corpus, warn=skip)
     if not files:
         raise CorpusError(f"corpus {corpus} holds no {SUPPORTED} file: add documents and build again.")
+    # Milvus has no lock to take: builds on one machine take turns on a file lock named after the store
+    # (two machines building into one store at once is not guarded: schedule one builder)
+    with build_lock(_lock_folder(loc), wait=wait):
+        return _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, on_progress, started)
+
+
+def _lock_folder(loc: Location) -> Path:
+    key = hashlib.sha256(f"{loc.target}#{loc.name}".encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "regional-chat-milvus-locks" / key
+
+
+def _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, on_progress, started) -> BuildReport:
     client = connect(loc)
     try:
         embedder = embedder or make_embedder(settings)
