@@ -1,0 +1,138 @@
+"""The two stores side by side at 20k and 200k chunks: build throughput, retrieval latency, memory.
+
+    .venv/bin/python bench/bench_stores.py [--sizes 20000 200000] [--questions 200]
+
+The corpora and vectors are bench_scale.py's synthetic ones (documents of 40 real chunk texts,
+vectors replayed from the real MiniLM vectors of those chunks plus noise; its docstring says how),
+so both stores index exactly the same chunks and vectors. It needs bench_scale's base pool
+(``/tmp/rc-bench/base-pool.npz``, made from the real indexes bench_throughput.py leaves).
+
+Per size and store, each in a fresh process:
+  * build: ``build_index`` into an index folder (FAISS + bm25s + SQLite) or a milvus-lite file
+    (``milvus:<file>``, the embedded Milvus: its server runs inside the process), full build,
+    seconds, chunks/s, peak RSS;
+  * serve: ``Assistant.load`` then ``Assistant.search`` (what ``answer`` retrieves: question vector,
+    dense search, BM25, fusion, chunk texts) on SQuAD questions: load time, RSS after the
+    questions, p50/p95 latency. The reader is left out: it reads the same passages on both stores
+    and costs the same (docs/BENCHMARKS.md, the reader's figures).
+Writes bench/results/stores.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+import bench_scale  # noqa: E402
+
+sys.path.insert(0, str(benchlib.ROOT / "src"))
+
+RESULT = "stores.json"
+STORES = ("folder", "milvus-lite")
+
+
+def location(store: str, size: int) -> str:
+    base = benchlib.WORK / "stores" / f"{store}-{size}"
+    return str(base) if store == "folder" else f"milvus:{base}.db"
+
+
+def do_build(store: str, size: int) -> dict:
+    from regional_chat.index import build_index, load_index
+    from regional_chat.settings import Settings
+
+    where = location(store, size)
+    path = Path(where.removeprefix("milvus:"))
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _, vectors = bench_scale.base_pool()
+    embedder = bench_scale.ReplayEmbedder(vectors)
+    load = benchlib.load_average()[0]
+    report = build_index(bench_scale.corpus_path(size), where, Settings(), embedder=embedder, full=True, warn=lambda m: None)
+    index = load_index(where)
+    kind = index.manifest.index_kind
+    index.close()
+    disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    return {
+        "seconds": report.seconds, "chunks": report.chunks, "documents": report.documents, "chunks_per_s": report.chunks / report.seconds,
+        "peak_rss_mb": benchlib.peak_rss_mb(), "index_kind": kind, "disk_mb": disk / 1e6, "load_1min": load,
+    }
+
+
+def do_serve(store: str, size: int, n_questions: int) -> dict:
+    t0 = time.perf_counter()
+    import numpy as np
+
+    from regional_chat.assistant import Assistant
+    from regional_chat.settings import Settings
+
+    _, vectors = bench_scale.base_pool()
+    embedder = bench_scale.ReplayEmbedder(vectors)
+    bot = Assistant.load(location(store, size), Settings(), embedder=embedder)
+    load_s = time.perf_counter() - t0
+    rss_loaded = benchlib.rss_mb()
+    _, questions = benchlib.squad_paragraphs()
+    asked = [q["question"] for q in benchlib.spread(questions, n_questions + 5)]
+    for q in asked[:5]:
+        bot.search(q)
+    times = []
+    for q in asked[5:]:
+        t = time.perf_counter()
+        hits = bot.search(q)
+        times.append(time.perf_counter() - t)
+        assert len(hits) == bot.settings.top_k
+    ms = lambda v: round(1000 * v, 2)  # noqa: E731
+    return {
+        "load_s": load_s, "rss_after_load_mb": rss_loaded, "rss_after_questions_mb": benchlib.rss_mb(), "peak_rss_mb": benchlib.peak_rss_mb(),
+        "questions": len(times), "p50_ms": ms(benchlib.pct(times, 50)), "p95_ms": ms(benchlib.pct(times, 95)),
+        "mean_ms": ms(float(np.mean(times))), "load_1min": benchlib.load_average()[0],
+    }
+
+
+def in_subprocess(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if out.returncode:
+        sys.stderr.write(out.stderr[-4000:])
+        raise SystemExit(f"bench_stores.py {' '.join(args)} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("step", nargs="?", default="all", choices=("all", "build", "serve"))
+    p.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
+    p.add_argument("--questions", type=int, default=200)
+    p.add_argument("--store", choices=STORES)
+    p.add_argument("--size", type=int)
+    args = p.parse_args()
+    if args.step == "build":
+        print(json.dumps(do_build(args.store, args.size)))
+        return
+    if args.step == "serve":
+        print(json.dumps(do_serve(args.store, args.size, args.questions)))
+        return
+    texts, _ = bench_scale.base_pool()
+    result = benchlib.header() | {"command": "bench/bench_stores.py " + " ".join(sys.argv[1:]), "sizes": {}}
+    for size in args.sizes:
+        corpus = bench_scale.make_corpus(size, texts)
+        row: dict = {"corpus": corpus}
+        for store in STORES:  # the same corpus, one store after the other, each in fresh processes
+            built = in_subprocess("build", "--store", store, "--size", str(size))
+            served = in_subprocess("serve", "--store", store, "--size", str(size), "--questions", str(args.questions))
+            row[store] = {"build": built, "serve": served}
+            print(f"{size:>8} {store:<12} build {built['seconds']:.0f} s ({built['chunks_per_s']:.0f} chunks/s, peak {built['peak_rss_mb']:.0f} MB), "
+                  f"search p50 {served['p50_ms']:.1f} / p95 {served['p95_ms']:.1f} ms, RSS {served['rss_after_questions_mb']:.0f} MB", flush=True)
+        result["sizes"][str(size)] = row
+        benchlib.write(RESULT, result)
+    result["load_average_at_end"] = benchlib.load_average()
+    benchlib.write(RESULT, result)
+
+
+if __name__ == "__main__":
+    main()
