@@ -57,6 +57,9 @@ def test_the_milvus_store_through_the_cli(corpus, tmp_path, capsys, monkeypatch)
     assert main(["info", "--store", store]) == 0
     out = capsys.readouterr().out
     assert f"index:      {store} (Milvus, generation 1)" in out and "documents:  4" in out and "hashing:64" in out
+    assert main(["info", "--store", store, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["location"], info["generation"], info["documents"], info["model"]) == (store, 1, 4, "hashing:64")
     # no --model: the store's recorded model answers (hashing:64), filtered to one country inside retrieval
     assert main(["ask", "Who opened the water conference?", "--store", store, "--where", "country=TJK", "--json"]) == 0
     reply = json.loads(capsys.readouterr().out)

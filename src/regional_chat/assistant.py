@@ -20,6 +20,7 @@ from .embedding import Embedder, make_embedder
 from .index import Index, build_index, live_generation, load_index, recorded_model
 from .settings import MAX_K, Settings
 from .facets import Understood, describe_filter, understand
+from .store import is_milvus
 from .types import Answer, BuildReport, Document, Filter, Hit
 
 FOLLOW_SECONDS = 5.0  # how often a serving assistant looks for a generation another process built
@@ -389,4 +390,5 @@ def answer(question: str, history: Sequence[str | Answer] = (), index_dir: str |
         >>> regional_chat.answer("Where is the UNRCCA headquartered?").text  # doctest: +SKIP
         'Ashgabat, Turkmenistan'
     """
-    return _default_assistant(str(Path(index_dir).resolve())).answer(question, tuple(history))
+    where = str(index_dir) if is_milvus(index_dir) else str(Path(index_dir).resolve())
+    return _default_assistant(where).answer(question, tuple(history))

@@ -144,7 +144,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     info = index.info()
     if args.json:
         data = asdict(info)
-        data["path"] = str(info.path)
+        if "path" in data:  # an index folder; a Milvus store gives its location instead
+            data["path"] = str(info.path)
         print(json.dumps(data, indent=1))
     else:
         say("\n".join(info.lines()))
