@@ -70,12 +70,14 @@ def milvus_server(tmp_path_factory):
     try:
         from pymilvus import MilvusClient
 
+        from regional_chat.store.milvus import QUIET_KEEPALIVE  # the first client to a URI sets the options of its shared connection
+
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"milvus-lite server exited with {proc.returncode}:\n{(data / 'server.log').read_text()[-2000:]}")
             try:
-                MilvusClient(uri=uri, timeout=2).close()
+                MilvusClient(uri=uri, timeout=2, grpc_options=QUIET_KEEPALIVE).close()
                 break
             except Exception:  # noqa: BLE001 - not listening yet
                 if time.monotonic() > deadline:

@@ -100,6 +100,14 @@ class _QuietIterator(logging.Filter):
         return "failed to get mvccTs" not in record.getMessage()
 
 
+# pymilvus pings the server every 10 s even with no call in flight. A gRPC server's default policy
+# (milvus-lite's `server` keeps it) allows one ping per 5 minutes without data, answers the third
+# early ping with GOAWAY "too many pings", and the next connection to that URI in this process
+# fails once: a `serve` left idle two minutes refused its next question. Ping only during calls,
+# no more often than the default policy allows.
+QUIET_KEEPALIVE = {"grpc.keepalive_permit_without_calls": 0, "grpc.keepalive_time_ms": 300_000}
+
+
 def connect(location: Location) -> Any:
     """A MilvusClient for the location (milvus-lite for a file path, the server for a URI)."""
     try:
@@ -112,7 +120,7 @@ def connect(location: Location) -> Any:
         raise MilvusStoreError("the Milvus store needs pymilvus and milvus-lite: pip install 'regional-chat[milvus]'.") from exc
     try:
         if location.server:
-            return MilvusClient(uri=location.target)
+            return MilvusClient(uri=location.target, grpc_options=QUIET_KEEPALIVE)
         path = Path(location.target)
         if path.parent and not path.parent.is_dir():
             raise MilvusStoreError(f"{path.parent} does not exist: create the folder for the Milvus file first.")
