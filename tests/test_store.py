@@ -66,6 +66,39 @@ def test_dense_lexical_and_hybrid_find_the_document_a_question_is_about(corpus, 
     assert all(len(r) == 3 for r in dense)
 
 
+def test_bm25_matches_other_forms_of_a_word_and_ignores_stop_words_on_every_backend(corpus, index_location, settings, embedder):
+    """The same terms on both stores: Milvus's analyzers cannot stem, so the terms are made before Milvus sees them.
+
+    "ferries crossed" shares no exact word with "A ferry crossing from Aktau" (stems: ferri, cross);
+    a question of stop words only has no term to search with.
+    """
+    build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
+    index = load_index(index_location, settings, embedder)
+    try:
+        found = index.lexical.search("ferries crossed", 3)
+        assert found and index.chunks([found[0][0]])[0].doc_id == "transport.txt"
+        assert index.lexical.search("what is the", 3) == []
+    finally:
+        index.close()
+
+
+def test_a_milvus_store_whose_terms_were_made_otherwise_is_rebuilt_not_mixed(corpus, tmp_path, settings, embedder, monkeypatch):
+    pytest.importorskip("pymilvus")
+    from regional_chat.index import IndexMismatchError
+    from regional_chat.store import milvus
+
+    store = f"milvus:{tmp_path / 'rc.db'}"
+    monkeypatch.setattr(milvus, "TERMS", {**milvus.TERMS, "stem": False})  # as a version that did not stem
+    build_index(corpus, store, settings, embedder=embedder, warn=lambda m: None)
+    monkeypatch.undo()
+    with pytest.raises(IndexMismatchError, match="BM25 terms"):
+        load_index(store, settings, embedder)
+    warnings: list[str] = []
+    report = build_index(corpus, store, settings, embedder=embedder, warn=warnings.append)
+    assert report.chunks_embedded == report.chunks and any("indexed again" in w for w in warnings)
+    load_index(store, settings, embedder).close()
+
+
 def test_an_unchanged_corpus_embeds_nothing_and_a_change_only_what_changed(corpus, index_location, settings):
     embedder = HashingEmbedder(64)
     first = build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)

@@ -39,6 +39,7 @@ MODES = ("dense", "lexical", "hybrid")
 FUSION_METHODS = ("rrf", "minmax", "zscore")
 BM25_METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+")
 STOPWORD_LISTS = ("nltk", "lucene", "none")
+BM25_K1, BM25_B = 0.9, 0.9  # won on SQuAD with ATIRE's idf (bench/bench_bm25.py); the Milvus store sets them too
 
 _FORMAT = 1  # bump when the tokenisation or the files of a lexical index change
 _TOKENIZER_FILE = "tokenizer.json"
@@ -188,8 +189,8 @@ class LexicalIndex:
         pairs: Iterable[tuple[int, str]],
         *,
         method: str = "atire",
-        k1: float = 0.9,
-        b: float = 0.9,
+        k1: float = BM25_K1,
+        b: float = BM25_B,
         delta: float = 0.5,
         stem: bool = True,
         stopwords: str = "nltk",

@@ -4,9 +4,11 @@ Collections, for the name ``p`` (``regional_chat`` unless the location says ``#n
 
     p_meta          one row (id 0) naming the live generation N, and each generation's manifest
                     (the same JSON as an embedded index's manifest.json) cut into parts
-    p_g<N>_chunks   a row per chunk: its id, document, offsets and verbatim text; the text after
-                    its document's lexical header, analysed for BM25 (a Milvus BM25 function fills a
-                    sparse vector from it); the dense vector (inner product on unit vectors = cosine)
+    p_g<N>_chunks   a row per chunk: its id, document, offsets and verbatim text; its BM25 terms
+                    (the text after its document's lexical header, through the embedded store's
+                    tokenizer: stop words dropped, Snowball stems, space-separated; a Milvus BM25
+                    function fills a sparse vector from them); the dense vector (inner product on
+                    unit vectors = cosine)
     p_g<N>_docs     a row per part of a document: its text in parts of at most 16,000 characters
                     (a VARCHAR holds 65,535 bytes), title, metadata and pages as JSON
 
@@ -20,9 +22,12 @@ moments ago.
 
 Fusion of dense and BM25 results is done by ``retrieval.Retriever`` exactly as for the embedded
 store: Milvus answers the two searches (and the BM25 scores of the dense candidates) and the
-fusion, its weight and its z-scores are the same code. BM25 here differs from bm25s: the
-``standard`` analyzer does not stem (milvus-lite has no English stemmer), and milvus-lite returns
-scores negated (milvus-lite issue #343), so the absolute value is used.
+fusion, its weight and its z-scores are the same code. BM25 gets the same terms as bm25s: Milvus's
+analyzers cannot stem English or Russian (milvus-lite has only ``standard`` and ``jieba``), so the
+terms are made here, with ``retrieval.Tokenizer``, for chunks and questions alike, and the
+``standard`` analyzer only splits them at the spaces. What still differs: Milvus's idf is Lucene's
+(bm25s's default is ATIRE's), the same k1 and b are set; milvus-lite returns scores negated
+(milvus-lite issue #343), so the absolute value is used.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from ..settings import Settings
 from ..index import (
     Catalogue, DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, _plan, _report, build_lock,
 )
+from ..retrieval import BM25_B, BM25_K1, Tokenizer
 from ..types import BuildReport, Chunk, Document
 from . import MILVUS
 
@@ -59,6 +65,8 @@ MANIFEST_PART = 16_000
 _BATCH = 1000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,150}$")
 _POINTER = 0  # the meta row naming the live generation
+# How the BM25 terms of a generation were made; a manifest that says otherwise is rebuilt, not mixed.
+TERMS = {**Tokenizer().as_dict(), "k1": BM25_K1, "b": BM25_B}
 
 
 class MilvusStoreError(IndexStateError):
@@ -198,13 +206,13 @@ def _create_chunks(client: Any, name: str, dim: int) -> None:
     schema.add_field("start", DataType.INT64)
     schema.add_field("end", DataType.INT64)
     schema.add_field("text", DataType.VARCHAR, max_length=65535)  # verbatim: document.text[start:end]
-    schema.add_field("lexical", DataType.VARCHAR, max_length=65535, enable_analyzer=True, analyzer_params={"type": "standard"})
+    schema.add_field("terms", DataType.VARCHAR, max_length=65535, enable_analyzer=True, analyzer_params={"type": "standard"})
     schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
     schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["lexical"], output_field_names=["sparse"]))
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"], output_field_names=["sparse"]))
     params = client.prepare_index_params()
     params.add_index(field_name="vec", index_type="FLAT", metric_type="IP")  # exact, as the embedded store's default
-    params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
     params.add_index(field_name="doc_key", index_type="INVERTED")
     client.create_collection(name, schema=schema, index_params=params, consistency_level="Strong")
 
@@ -313,10 +321,11 @@ class MilvusLexical:
         self._collection = collection
 
     def _search(self, query: str, k: int, expr: str = "") -> list[tuple[int, float]]:
-        if not query.strip() or k < 1:
+        terms = " ".join(Tokenizer().tokens(query))  # as the chunks' terms were made
+        if not terms or k < 1:  # empty, or only stop words
             return []
         found = self._client.search(
-            self._collection, [query], anns_field="sparse", limit=min(k, 16384), filter=expr,
+            self._collection, [terms], anns_field="sparse", limit=min(k, 16384), filter=expr,
             search_params={"metric_type": "BM25"}, output_fields=[],
         )[0]
         # milvus-lite returns BM25 negated, a server positive (milvus-lite #343): the size is the score
@@ -500,6 +509,8 @@ def load_milvus(location: str, settings: Settings | None = None, embedder: Embed
     if settings is not None or embedder is not None:
         settings = settings or Settings()
         manifest.check_compatible(embedder or make_embedder(settings), settings, str(loc))
+    if manifest.index_params.get("terms") != TERMS:
+        raise IndexMismatchError(f"{loc}: its BM25 terms were made by another version: rebuild with `regional-chat build --full --store {loc}`.")
     chunks = _chunks_name(loc, generation)
     if not client.has_collection(chunks) or not client.has_collection(_docs_name(loc, generation)):
         raise IndexCorruptError(f"{loc}: the collections of generation {generation} are missing: rebuild with `regional-chat build --full --index {loc}`.")
@@ -572,6 +583,9 @@ def _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, o
                     old = None
                 else:
                     raise
+        if old is not None and old.index_params.get("terms") != TERMS:
+            warn("the store's BM25 terms were made another way: every document is indexed again.")
+            old = None
         plan = _plan(files, old, warn)
         plan.skipped[:0] = listing
         documents = len(plan.unchanged) + len(plan.added) + len(plan.changed)
@@ -601,7 +615,7 @@ def _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, o
             manifest = Manifest(
                 model=embedder.name, dim=embedder.dim, chunking=settings.chunking(), documents=dict(sorted(entries.items())),
                 files=dict(sorted(plan.files.items())), chunks=total, built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                corpus=str(corpus.resolve()), index_kind="milvus-flat", index_params={"store": str(loc)},
+                corpus=str(corpus.resolve()), index_kind="milvus-flat", index_params={"store": str(loc), "terms": TERMS},
             )
             _write_manifest(client, loc, new, manifest.to_json())
             # the switch: one upsert of the row readers start from
@@ -627,7 +641,7 @@ def _write_manifest(client: Any, loc: Location, generation: int, text: str) -> N
 
 def _copy_documents(client: Any, loc: Location, old: int, new: int, doc_ids: Sequence[str]) -> None:
     """Unchanged documents and their chunks, vectors included, from generation ``old`` to ``new``."""
-    fields = ["id", "doc_id", "doc_key", "seq", "start", "end", "text", "lexical", "vec"]
+    fields = ["id", "doc_id", "doc_key", "seq", "start", "end", "text", "terms", "vec"]
     doc_fields = ["doc_id", "doc_key", "part", "title", "metadata", "content_hash", "pages", "text", "v"]
     keys = [doc_key(d) for d in doc_ids]
     client.load_collection(_chunks_name(loc, old))
@@ -646,7 +660,9 @@ def _write_new(client: Any, chunks_name: str, docs_name: str, plan: Any, setting
     """Read, chunk, embed and insert the added and changed documents; returns doc id -> ``index.DocEntry``."""
     chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens, embedder.max_tokens)
     counts: dict[str, DocEntry] = {}
-    buffer: list[tuple[Chunk, str, str]] = []  # chunk, dense text, lexical text
+    buffer: list[tuple[Chunk, str, str]] = []  # chunk, dense text, BM25 terms
+    tokenizer = Tokenizer()
+    stemmers, stop = tokenizer.stemmers(), tokenizer.stopword_set()
     total = sum(len(v) for v in plan.to_embed.values())
 
     def flush() -> None:
@@ -655,8 +671,8 @@ def _write_new(client: Any, chunks_name: str, docs_name: str, plan: Any, setting
         vectors = embedder.embed_passages([dense for _, dense, _ in buffer])
         rows = [
             {"id": c.chunk_id, "doc_id": c.doc_id, "doc_key": doc_key(c.doc_id), "seq": c.seq, "start": c.start, "end": c.end,
-             "text": c.text, "lexical": lexical, "vec": np.asarray(v, dtype=np.float32).tolist()}
-            for (c, _, lexical), v in zip(buffer, vectors)
+             "text": c.text, "terms": terms, "vec": np.asarray(v, dtype=np.float32).tolist()}
+            for (c, _, terms), v in zip(buffer, vectors)
         ]
         for i in range(0, len(rows), _BATCH):
             client.insert(chunks_name, rows[i : i + _BATCH])
@@ -673,7 +689,8 @@ def _write_new(client: Any, chunks_name: str, docs_name: str, plan: Any, setting
             for c in chunks:
                 if len(c.text) > MAX_CHUNK_CHARS:
                     raise MilvusStoreError(f"{item.doc_id}: a chunk of {len(c.text):,} characters is over the {MAX_CHUNK_CHARS:,} a Milvus row holds.")
-                buffer.append((c, f"{header}\n{c.text}" if header else c.text, f"{lex}\n{c.text}" if lex else c.text))
+                terms = " ".join(Tokenizer.tokens_with(f"{lex}\n{c.text}" if lex else c.text, stemmers, stop))
+                buffer.append((c, f"{header}\n{c.text}" if header else c.text, terms))
             client.insert(docs_name, _doc_rows(item))
             counts[item.doc_id] = DocEntry(item.content_hash, len(chunks))
             if on_progress is not None:
