@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("index")
     parser.add_argument("--questions", type=int, default=200)
     args = parser.parse_args()
-    from regional_chat.index import current_generation
+    from regional_chat.store.folder import current_generation
     from regional_chat.retrieval import LexicalIndex
 
     rss0 = benchlib.rss_mb()

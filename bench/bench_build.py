@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from regional_chat.embedding import make_embedder  # noqa: E402
-from regional_chat.index import build_index, load_index  # noqa: E402
+from regional_chat.build import build_index  # noqa: E402
+from regional_chat.store import load_index
 from regional_chat.settings import Settings  # noqa: E402
 
 

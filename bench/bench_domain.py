@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
 from regional_chat.evaluation import f1_score  # noqa: E402
-from regional_chat.index import build_index, load_index  # noqa: E402
+from regional_chat.build import build_index  # noqa: E402
+from regional_chat.store import load_index
 from regional_chat.settings import DEFAULT_MODEL, Settings  # noqa: E402
 
 DEVSET = ROOT / "bench" / "devset" / "domain-dev.jsonl"

@@ -85,7 +85,7 @@ def summary(times: list[float]) -> dict:
 def run_regional_chat(n: int) -> dict:
     from regional_chat.assistant import Assistant
     from regional_chat.embedding import make_embedder
-    from regional_chat.index import build_index
+    from regional_chat.build import build_index
     from regional_chat.settings import Settings
 
     settings = Settings()
@@ -121,7 +121,7 @@ def run_haystack(n: int) -> dict:
     )
 
     from regional_chat.embedding import cpu_has_bf16, packaged_minilm_path
-    from regional_chat.index import load_index
+    from regional_chat.store import load_index
 
     model = str(packaged_minilm_path())
     kwargs = {"torch_dtype": torch.bfloat16} if cpu_has_bf16() else {}

@@ -75,7 +75,7 @@ def base_pool() -> tuple[list[str], np.ndarray]:
         data = np.load(cache, allow_pickle=False)
         return json.loads(str(data["texts"])), data["vectors"]
     from regional_chat import index_kinds
-    from regional_chat.index import load_index
+    from regional_chat.store import load_index
 
     texts: list[str] = []
     parts = []
@@ -171,7 +171,8 @@ def make_corpus(size: int, texts: list[str]) -> dict:
 
 
 def do_build(size: int, index: Path) -> dict:
-    from regional_chat.index import build_index, load_index
+    from regional_chat.build import build_index
+    from regional_chat.store import load_index
     from regional_chat.settings import Settings
 
     _, vectors = base_pool()

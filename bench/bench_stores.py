@@ -44,7 +44,8 @@ def location(store: str, size: int) -> str:
 
 
 def do_build(store: str, size: int) -> dict:
-    from regional_chat.index import build_index, load_index
+    from regional_chat.build import build_index
+    from regional_chat.store import load_index
     from regional_chat.settings import Settings
 
     where = location(store, size)

@@ -35,7 +35,8 @@ import benchlib  # noqa: E402
 
 sys.path.insert(0, str(benchlib.ROOT / "src"))
 from regional_chat.embedding import make_embedder  # noqa: E402
-from regional_chat.index import build_index, load_index  # noqa: E402
+from regional_chat.build import build_index  # noqa: E402
+from regional_chat.store import load_index
 from regional_chat.settings import Settings  # noqa: E402
 
 

@@ -4,7 +4,8 @@ import pytest
 
 from conftest import SEED
 from regional_chat.assistant import Assistant, context_terms, expand_question, needs_context
-from regional_chat.index import build_index, load_index
+from regional_chat.build import build_index
+from regional_chat.store import load_index
 from regional_chat.settings import Settings
 from regional_chat.types import Answer, Quote
 

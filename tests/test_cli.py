@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from regional_chat.cli import main
-from regional_chat.index import current_generation
+from regional_chat.store.folder import current_generation
 
 
 def test_build_then_info_then_a_no_change_build(corpus, tmp_path, capsys):
@@ -26,7 +26,7 @@ def test_build_then_info_then_a_no_change_build(corpus, tmp_path, capsys):
 
 def test_without_model_an_index_is_searched_and_updated_with_the_model_that_built_it(corpus, tmp_path, capsys, monkeypatch):
     from regional_chat.assistant import Assistant
-    from regional_chat.index import recorded_model
+    from regional_chat.store import recorded_model
 
     monkeypatch.delenv("REGIONAL_CHAT_MODEL", raising=False)
     ix = tmp_path / "ix"
@@ -185,7 +185,7 @@ def test_k_must_be_positive(tmp_path, capsys):
 
 def test_the_api_refuses_a_bad_k_or_a_string_history(corpus, tmp_path, settings):
     from regional_chat.assistant import Assistant
-    from regional_chat.index import build_index
+    from regional_chat.build import build_index
 
     build_index(corpus, tmp_path / "ix", settings, warn=lambda m: None)
     bot = Assistant.load(tmp_path / "ix", settings)

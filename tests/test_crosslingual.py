@@ -175,7 +175,7 @@ def e5_cache(tmp_path_factory):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_a_russian_question_on_the_shipped_article_gets_the_english_quote(e5_cache, tmp_path, monkeypatch, dtype):
     from regional_chat.assistant import Assistant
-    from regional_chat.index import build_index
+    from regional_chat.build import build_index
     from regional_chat.settings import Settings
 
     from conftest import SEED

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from regional_chat.facets import context_header, describe_filter, facets, lexical_header, understand
-from regional_chat.index import build_index, load_index
+from regional_chat.build import build_index
+from regional_chat.store import load_index
 from regional_chat.retrieval import Retriever
 from regional_chat.types import Filter
 

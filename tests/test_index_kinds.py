@@ -8,7 +8,9 @@ import pytest
 
 from regional_chat import index_kinds
 from regional_chat.embedding import HashingEmbedder
-from regional_chat.index import IndexCorruptError, build_index, load_index
+from regional_chat.store.manifest import IndexCorruptError
+from regional_chat.build import build_index
+from regional_chat.store import load_index
 from regional_chat.index_kinds import IvfParams, choose_kind
 from regional_chat.settings import Settings
 

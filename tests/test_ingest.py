@@ -12,7 +12,8 @@ import pytest
 
 from conftest import FIXTURES
 from regional_chat.documents import SUFFIXES, DocumentError, Notice, SourceFile, list_files, read_documents, sha256
-from regional_chat.index import build_index, load_index
+from regional_chat.build import build_index
+from regional_chat.store import load_index
 from regional_chat.ingest import READERS, docx, html, max_bytes, pdf, reader
 
 INGEST = FIXTURES / "ingest"

@@ -32,7 +32,7 @@ def make_chunks() -> list[Chunk]:
 
 
 class TinyIndex:
-    """A stand-in for index.py's loaded index: IndexIDMap2(IndexFlatIP) plus a dict of chunks."""
+    """A stand-in for store/folder.py's loaded index: IndexIDMap2(IndexFlatIP) plus a dict of chunks."""
 
     def __init__(self, chunks: Sequence[Chunk], embedder: HashingEmbedder) -> None:
         self._chunks = {c.chunk_id: c for c in chunks}

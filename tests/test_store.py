@@ -15,7 +15,9 @@ import time
 import pytest
 
 from regional_chat.embedding import HashingEmbedder
-from regional_chat.index import IndexNotFoundError, build_index, load_index
+from regional_chat.store.manifest import IndexNotFoundError
+from regional_chat.build import build_index
+from regional_chat.store import load_index
 from regional_chat.retrieval import Retriever
 from regional_chat.store import is_milvus
 from regional_chat.types import Filter
@@ -84,7 +86,7 @@ def test_bm25_matches_other_forms_of_a_word_and_ignores_stop_words_on_every_back
 
 def test_a_milvus_store_whose_terms_were_made_otherwise_is_rebuilt_not_mixed(corpus, tmp_path, settings, embedder, monkeypatch):
     pytest.importorskip("pymilvus")
-    from regional_chat.index import IndexMismatchError
+    from regional_chat.store.manifest import IndexMismatchError
     from regional_chat.store import milvus
 
     store = f"milvus:{tmp_path / 'rc.db'}"
@@ -157,7 +159,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from regional_chat.embedding import HashingEmbedder
-    from regional_chat.index import build_index
+    from regional_chat.build import build_index
     from regional_chat.settings import Settings
 
     class SlowEmbedder(HashingEmbedder):

@@ -28,7 +28,7 @@ import pytest
 from conftest import FIXTURES, ROOT, SEED
 from regional_chat import web
 from regional_chat.assistant import Assistant
-from regional_chat.index import build_index
+from regional_chat.build import build_index
 from regional_chat.settings import Settings
 from regional_chat.types import Answer, Quote
 

@@ -37,7 +37,8 @@ from calibrate_reader import choose_threshold, fit_logistic, reader_hash  # noqa
 from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
 from regional_chat.evaluation import ArticleLeftOut, Question, f1_score, normalize_answer, reliability, write_contexts_corpus  # noqa: E402
-from regional_chat.index import build_index, load_index  # noqa: E402
+from regional_chat.build import build_index  # noqa: E402
+from regional_chat.store import load_index
 from regional_chat.reading.answerer import CROSS_CALIBRATION_FILE, CROSS_FEATURES, SHORT_ANSWER_MARGIN, Calibration, ReaderAnswerer  # noqa: E402
 from regional_chat.reading.reader import WEIGHTS, Reader  # noqa: E402
 from regional_chat.settings import Settings  # noqa: E402

@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
 from regional_chat.evaluation import ArticleLeftOut, f1_score, read_squad, reliability, write_contexts_corpus  # noqa: E402
-from regional_chat.index import build_index, load_index  # noqa: E402
+from regional_chat.build import build_index  # noqa: E402
+from regional_chat.store import load_index
 from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer, calibration_file  # noqa: E402
 from regional_chat.reading.reader import WEIGHTS, Reader  # noqa: E402
 from regional_chat.settings import Settings  # noqa: E402

@@ -24,9 +24,9 @@ _LAZY = {
     "Answer": ("types", "Answer"),
     "Filter": ("types", "Filter"),
     "BuildReport": ("types", "BuildReport"),
-    "build_index": ("index", "build_index"),
-    "load_index": ("index", "load_index"),
-    "Index": ("index", "Index"),
+    "build_index": ("build", "build_index"),
+    "load_index": ("store", "load_index"),
+    "Index": ("store.folder", "Index"),
     "Assistant": ("assistant", "Assistant"),
     "answer": ("assistant", "answer"),
 }
@@ -35,7 +35,9 @@ __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .assistant import Assistant, answer
-    from .index import Index, build_index, load_index
+    from .store.folder import Index
+    from .build import build_index
+    from .store import load_index
     from .settings import Settings
     from .types import Answer, BuildReport, Chunk, Document, Filter, Hit, Quote
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .embedding import Embedder, make_embedder
-from .index import Index, build_index, live_generation, load_index, recorded_model
+from .store.folder import Index
+from .build import build_index
+from .store import live_generation, load_index, recorded_model
 from .settings import MAX_K, Settings
 from .facets import Understood, describe_filter, understand
 from .store import is_milvus

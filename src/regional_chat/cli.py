@@ -66,7 +66,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             changes[name] = value
     if "model" not in changes and getattr(args, "index", None):
         # no --model: an existing index is searched and updated with the model that built it
-        from .index import recorded_model
+        from .store import recorded_model
 
         recorded = recorded_model(args.index)
         if recorded is not None:
@@ -104,7 +104,7 @@ def _serving_threads() -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .index import build_index
+    from .build import build_index
 
     report = build_index(
         args.corpus, args.index, _settings(args), full=args.full, progress=not args.quiet and sys.stderr.isatty() or args.progress,
@@ -124,7 +124,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .index import check_index
+    from .store.folder import check_index
     from .store import is_milvus
 
     if is_milvus(args.index):
@@ -138,7 +138,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .index import load_index
+    from .store import load_index
 
     index = load_index(args.index)
     info = index.info()
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.index = args.store  # every command reads the index location from --index
     from .documents import CorpusError
     from .embedding import EmbedderError
-    from .index import IndexStateError
+    from .store.manifest import IndexStateError
 
     try:
         code = int(args.func(args) or 0)

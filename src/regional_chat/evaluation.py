@@ -241,7 +241,8 @@ def evaluate(
     """
     from .assistant import Assistant
     from .embedding import make_embedder
-    from .index import build_index, load_index
+    from .build import build_index
+    from .store import load_index
     from .store import is_milvus
 
     if mode not in MODES:

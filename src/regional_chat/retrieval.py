@@ -521,7 +521,7 @@ def _normalise(scores: dict[int, float], method: str) -> tuple[dict[int, float],
 
 
 class DenseIndex(Protocol):
-    """What the retriever needs of the loaded FAISS index (index.py provides it)."""
+    """What the retriever needs of the loaded FAISS index (store/folder.py provides it)."""
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]: ...
 

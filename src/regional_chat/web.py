@@ -28,7 +28,8 @@ from .assistant import Assistant  # noqa: E402
 from .countries import display  # noqa: E402
 from .documents import SUFFIXES, DocumentError, Notice, SourceFile, read_documents  # noqa: E402
 from .facets import filter_from  # noqa: E402
-from .index import build_index, current_generation  # noqa: E402
+from .build import build_index  # noqa: E402
+from .store.folder import current_generation
 from .store import is_milvus  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .text import LANGUAGE_NAMES, language_of  # noqa: E402

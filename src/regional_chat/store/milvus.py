@@ -51,9 +51,8 @@ from ..documents import SUPPORTED, CorpusError, Notice, list_files, read_documen
 from ..embedding import Embedder, make_embedder
 from ..facets import context_header, lexical_header
 from ..settings import Settings
-from ..index import (
-    Catalogue, DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, _plan, _report, build_lock,
-)
+from .catalogue import Catalogue
+from .manifest import DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, build_lock, build_report, plan_changes
 from ..retrieval import BM25_B, BM25_K1, Tokenizer
 from ..types import BuildReport, Chunk, Document
 from . import MILVUS
@@ -264,7 +263,7 @@ def live_generation(client: Any, loc: Location) -> int | None:
 
 
 def read_manifest(client: Any, loc: Location, generation: int):
-    """The manifest of one generation (``index.Manifest``), from its parts in the meta collection."""
+    """The manifest of one generation (``manifest.Manifest``), from its parts in the meta collection."""
     rows = client.query(_meta_name(loc), filter=f"generation == {generation} and id != {_POINTER}", output_fields=["part", "body"])
     if not rows:
         raise IndexCorruptError(f"{loc}: generation {generation} has no manifest: rebuild with `regional-chat build --full --index {loc}`.")
@@ -354,7 +353,7 @@ class MilvusLexical:
 
 
 class _Documents:
-    """The document side of a generation, in the shape ``index.Catalogue`` reads."""
+    """The document side of a generation, in the shape ``catalogue.Catalogue`` reads."""
 
     def __init__(self, client: Any, docs: str, chunks: str) -> None:
         self._client, self._docs, self._chunks = client, docs, chunks
@@ -412,7 +411,7 @@ class MilvusInfo:
 
 
 class MilvusIndex:
-    """One generation of a Milvus store, opened for reading: the same read side as ``index.Index``."""
+    """One generation of a Milvus store, opened for reading: the same read side as ``folder.Index``."""
 
     def __init__(self, location: Location, client: Any, generation: int, manifest: Any) -> None:
         self.location = location
@@ -540,7 +539,7 @@ def build_milvus(
     warn: Callable[[str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> BuildReport:
-    """Bring the Milvus store at ``location`` up to date with ``corpus_dir`` (``index.build_index`` for Milvus)."""
+    """Bring the Milvus store at ``location`` up to date with ``corpus_dir`` (``build.build_index`` for Milvus)."""
     started = time.perf_counter()
     settings = settings or Settings()
     warn = warn or (lambda msg: print(f"warning: {msg}", flush=True))
@@ -586,13 +585,13 @@ def _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, o
         if old is not None and old.index_params.get("terms") != TERMS:
             warn("the store's BM25 terms were made another way: every document is indexed again.")
             old = None
-        plan = _plan(files, old, warn)
+        plan = plan_changes(files, old, warn)
         plan.skipped[:0] = listing
         documents = len(plan.unchanged) + len(plan.added) + len(plan.changed)
         if documents == 0:
             raise CorpusError(f"corpus {corpus} holds no readable document ({len(plan.skipped)} file(s) skipped): add {SUPPORTED} files with text and build again.")
         if old is not None and not plan.changes and not plan.stats_changed:
-            return _report(plan, documents, old.chunks, 0, started, full)
+            return build_report(plan, documents, old.chunks, 0, started, full)
         # leftovers of a killed build (numbers past the live one) are nobody's: drop them first
         for stale in _generations(client, loc):
             if live is None or stale > live:
@@ -626,7 +625,7 @@ def _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, o
             raise
         for older in _generations(client, loc) - {new, live}:
             _drop_generation(client, loc, older)
-        return _report(plan, documents, total, sum(e.chunks for e in written.values()), started, full)
+        return build_report(plan, documents, total, sum(e.chunks for e in written.values()), started, full)
     finally:
         client.close()
 
@@ -657,7 +656,7 @@ def _copy_documents(client: Any, loc: Location, old: int, new: int, doc_ids: Seq
 
 
 def _write_new(client: Any, chunks_name: str, docs_name: str, plan: Any, settings: Settings, embedder: Embedder, on_progress) -> dict[str, Any]:
-    """Read, chunk, embed and insert the added and changed documents; returns doc id -> ``index.DocEntry``."""
+    """Read, chunk, embed and insert the added and changed documents; returns doc id -> ``manifest.DocEntry``."""
     chunker = Chunker(settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens, embedder.max_tokens)
     counts: dict[str, DocEntry] = {}
     buffer: list[tuple[Chunk, str, str]] = []  # chunk, dense text, BM25 terms

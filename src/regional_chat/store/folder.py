@@ -1,4 +1,4 @@
-"""Build, update, save and load the index: FAISS vectors, a SQLite chunk store, a manifest.
+"""The embedded store: FAISS vectors, a SQLite chunk store, bm25s and a manifest in an index folder.
 
 Layout of an index folder::
 
@@ -18,8 +18,6 @@ build at any moment leaves the previous generation live and intact.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import shutil
@@ -28,166 +26,38 @@ import sys
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .chunking import Chunker
-from .documents import SUPPORTED, CorpusError, DocumentError, Notice, SourceFile, list_files, read_documents, sha256_file
-from .e5 import MODEL_NAME as E5_MODEL_NAME
-from .embedding import MINILM_NAME, Embedder, make_embedder
-from . import index_kinds
-from .settings import Settings
-from .facets import Facets, context_header, lexical_header
-from .types import BuildReport, Chunk, Document, Filter
-from .store import is_milvus
+from ..chunking import Chunker
+from ..documents import SUPPORTED, CorpusError, Notice, list_files, read_documents, sha256_file
+from ..embedding import Embedder, make_embedder
+from .. import index_kinds
+from ..settings import Settings
+from ..facets import context_header, lexical_header
+from ..types import BuildReport, Chunk, Document
+from .catalogue import Catalogue
+from .manifest import (
+    REPAIR_COMMAND, REPAIR_HINT, DocEntry, IndexCorruptError, IndexNotFoundError, IndexStateError, Manifest, Plan, build_lock,
+    build_report, plan_changes, reason_of,
+)
 
-FORMAT_VERSION = 1
 CURRENT = "CURRENT"
-LOCK = ".lock"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 STORE = "store.sqlite"
 LEXICAL = "lexical"
 
 
-class IndexStateError(RuntimeError):
-    """The index cannot be used as it is; the message says what to run."""
-
-
-class IndexNotFoundError(IndexStateError):
-    pass
-
-
-class IndexCorruptError(IndexStateError):
-    pass
-
-
-class IndexMismatchError(IndexStateError):
-    pass
-
-
-class IndexBusyError(IndexStateError):
-    pass
-
-
-REBUILD_HINT = "run `regional-chat build --full` to rebuild it from the corpus"
-REPAIR_COMMAND = "run `regional-chat build` to repair it"
-REPAIR_HINT = f"{REPAIR_COMMAND} (`regional-chat check` lists what is damaged)"
-
-
 _faiss = index_kinds._faiss  # one place that imports faiss lazily, with the install hint
 
 
-# --------------------------------------------------------------------------- manifest
-
-
-@dataclass(frozen=True)
-class DocEntry:
-    content_hash: str
-    chunks: int
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    size: int
-    mtime_ns: int
-    docs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What an index generation holds and how it was built."""
-
-    model: str
-    dim: int
-    chunking: dict[str, Any]
-    documents: dict[str, DocEntry]
-    files: dict[str, FileEntry]
-    chunks: int
-    built_at: str
-    corpus: str
-    index_kind: str = "flat"
-    index_params: dict[str, Any] = field(default_factory=dict)  # IVF cells and probes, why the kind changed
-    checksums: dict[str, str] = field(default_factory=dict)  # SHA-256 of every other file of the generation
-    format_version: int = FORMAT_VERSION
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format_version": self.format_version,
-                "model": self.model,
-                "dim": self.dim,
-                "chunking": self.chunking,
-                "index_kind": self.index_kind,
-                "index_params": self.index_params,
-                "built_at": self.built_at,
-                "corpus": self.corpus,
-                "chunks": self.chunks,
-                "documents": {k: {"hash": v.content_hash, "chunks": v.chunks} for k, v in self.documents.items()},
-                "files": {k: {"size": v.size, "mtime_ns": v.mtime_ns, "docs": list(v.docs)} for k, v in self.files.items()},
-                "checksums": self.checksums,
-            },
-            ensure_ascii=False,
-            indent=1,
-        )
-
-    @classmethod
-    def read(cls, path: Path) -> "Manifest":
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise IndexCorruptError(f"{path} is missing: {REPAIR_HINT}.") from exc
-        except OSError as exc:
-            raise IndexCorruptError(f"{path} is unreadable or corrupt ({_reason(exc)}): {REPAIR_HINT}.") from exc
-        return cls.parse(text, str(path))
-
-    @classmethod
-    def parse(cls, text: str, where: str) -> "Manifest":
-        """A manifest from its JSON (``where`` names it in errors: a file, or a Milvus generation)."""
-        try:
-            raw = json.loads(text)
-            if raw.get("format_version") != FORMAT_VERSION:
-                raise IndexMismatchError(
-                    f"{where} has index format {raw.get('format_version')!r}; this version reads {FORMAT_VERSION}: {REBUILD_HINT}."
-                )
-            return cls(
-                model=str(raw["model"]),
-                dim=int(raw["dim"]),
-                chunking=dict(raw["chunking"]),
-                documents={k: DocEntry(str(v["hash"]), int(v["chunks"])) for k, v in raw["documents"].items()},
-                files={k: FileEntry(int(v["size"]), int(v["mtime_ns"]), tuple(v["docs"])) for k, v in raw["files"].items()},
-                chunks=int(raw["chunks"]),
-                built_at=str(raw["built_at"]),
-                corpus=str(raw.get("corpus", "")),
-                index_kind=str(raw.get("index_kind", "flat")),
-                index_params=dict(raw.get("index_params", {})),
-                checksums={str(k): str(v) for k, v in raw.get("checksums", {}).items()},
-            )
-        except IndexMismatchError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise IndexCorruptError(f"{where} is unreadable or corrupt ({_reason(exc)}): {REPAIR_HINT}.") from exc
-
-    def check_compatible(self, embedder: Embedder, settings: Settings, where: Path | str) -> None:
-        """Refuse an index built with another model or other chunk settings."""
-        if self.model != embedder.name or self.dim != embedder.dim:
-            raise IndexMismatchError(
-                f"the index at {where} was built with model {self.model} ({self.dim} dimensions), "
-                f"but the settings ask for {embedder.name} ({embedder.dim} dimensions): {REBUILD_HINT}."
-            )
-        if self.chunking != settings.chunking():
-            raise IndexMismatchError(
-                f"the index at {where} was built with chunking {self.chunking}, "
-                f"but the settings ask for {settings.chunking()}: {REBUILD_HINT}."
-            )
-
-
 # --------------------------------------------------------------------------- chunk store
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -210,7 +80,7 @@ CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, seq);
 """
 
 
-class Store:
+class ChunkStore:
     """The SQLite chunk store. Readers share one connection behind a lock."""
 
     def __init__(self, path: Path, *, readonly: bool) -> None:
@@ -368,55 +238,13 @@ def _kind_details(params: dict[str, Any]) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-class Catalogue:
-    """The documents of one generation with their facets: what filters and question understanding read.
-
-    Built once per loaded generation (a generation never changes), a few hundred
-    bytes a document; the chunk ids of a filter's documents are looked up in the
-    store per question.
-    """
-
-    def __init__(self, store: "Store") -> None:
-        from .facets import facets
-
-        self._store = store
-        self.entries: list[tuple[str, Facets, dict[str, str], str]] = []
-        for doc_id, title, metadata in store.iter_document_metadata():
-            meta = dict(metadata)
-            self.entries.append((doc_id, facets(meta, title), meta, str(meta.get("source", "") or meta.get("url", ""))))
-        self._facets = {doc_id: f for doc_id, f, _, _ in self.entries}  # read by every question: built once
-
-    def doc_ids(self, flt: Filter) -> list[str]:
-        from .facets import matches
-
-        return [doc_id for doc_id, f, meta, source in self.entries if matches(flt, doc_id, f, meta, source)]
-
-    def chunk_ids(self, flt: Filter) -> np.ndarray:
-        """The ids of every chunk whose document passes ``flt``, sorted."""
-        return self._store.chunk_ids_of(self.doc_ids(flt))
-
-    def chunk_ids_of(self, doc_ids: Sequence[str]) -> np.ndarray:
-        return self._store.chunk_ids_of(doc_ids)
-
-    def facets_of(self) -> dict[str, Facets]:
-        """doc_id -> its facets (the catalogue's own mapping: do not change it)."""
-        return self._facets
-
-    def countries(self) -> list[str]:
-        """The ISO codes the documents' metadata names, sorted."""
-        return sorted({c for _, f, _, _ in self.entries for c in f.countries})
-
-    def years(self) -> list[int]:
-        return sorted({f.year for _, f, _, _ in self.entries if f.year is not None})
-
-
 class Index:
     """One loaded, read-only index generation.
 
     Use :func:`load_index` to get one. Searching is thread-safe.
     """
 
-    def __init__(self, root: Path, path: Path, manifest: Manifest, vectors: Any, store: Store) -> None:
+    def __init__(self, root: Path, path: Path, manifest: Manifest, vectors: Any, store: ChunkStore) -> None:
         self.root = root  # the index folder (holds CURRENT)
         self.path = path  # this generation's folder
         self.manifest = manifest
@@ -492,7 +320,7 @@ class Index:
         if self._lexical is None:
             with self._lexical_lock:
                 if self._lexical is None:
-                    from .retrieval import LexicalIndex
+                    from ..retrieval import LexicalIndex
 
                     folder = self.path / LEXICAL
                     if not folder.is_dir():
@@ -501,7 +329,7 @@ class Index:
                         self._lexical = LexicalIndex.load(folder)
                     except Exception as exc:  # bm25s and numpy raise ValueError, OSError, EOFError, KeyError...
                         raise IndexCorruptError(
-                            f"the BM25 index in {folder} is damaged ({_reason(exc)}): {REPAIR_HINT}."
+                            f"the BM25 index in {folder} is damaged ({reason_of(exc)}): {REPAIR_HINT}."
                         ) from exc
         return self._lexical
 
@@ -533,64 +361,8 @@ def current_generation(root: Path) -> Path | None:
     return path
 
 
-def live_generation(index_dir: str | Path) -> str | None:
-    """What names the live generation now (compared with a loaded index's ``path``); None when none is built.
-
-    A cheap check (a file read, or one Milvus row) that lets a serving process notice a build
-    made by another process and switch to it.
-    """
-    if is_milvus(index_dir):
-        from .store.milvus import live_path
-
-        return live_path(str(index_dir))
-    path = current_generation(Path(index_dir))
-    return str(path) if path is not None else None
-
-
-def recorded_model(index_dir: str | Path) -> str | None:
-    """The ``--model`` value that built the index at ``index_dir`` ("minilm", "e5", "hashing:64").
-
-    None when nothing is built there, the index is unreadable, or it was built with a model
-    folder (which only its path names). Commands given no ``--model`` use this, so an index
-    built with e5 keeps being searched and updated with e5 whatever the default is.
-    """
-    if is_milvus(index_dir):
-        from .store.milvus import recorded_model_name
-
-        name = recorded_model_name(str(index_dir)) or ""
-    else:
-        try:
-            path = current_generation(Path(index_dir))
-            name = Manifest.read(path / MANIFEST).model if path is not None else ""
-        except (IndexCorruptError, OSError, ValueError, KeyError):
-            return None
-    if name == MINILM_NAME:
-        return "minilm"
-    if name.startswith(E5_MODEL_NAME):
-        return "e5"
-    if name.startswith("hashing:"):
-        return name
-    return None
-
-
-def load_index(index_dir: str | Path = "index", settings: Settings | None = None, embedder: Embedder | None = None) -> Index:
-    """Open the live generation of the index at ``index_dir``.
-
-    Args:
-        index_dir: the folder ``regional-chat build`` wrote, or ``milvus:<file-or-URI>``.
-        settings: when given (with or without ``embedder``), the index must have been built
-            with the same model and chunking, or :class:`IndexMismatchError` is raised.
-        embedder: the embedder questions will be embedded with (checked against the manifest).
-
-    Raises:
-        IndexNotFoundError: nothing has been built there yet.
-        IndexCorruptError: files are missing or unreadable.
-        IndexMismatchError: built with another model or other chunk settings.
-    """
-    if is_milvus(index_dir):
-        from .store.milvus import load_milvus
-
-        return load_milvus(str(index_dir), settings, embedder)
+def load_folder(index_dir: str | Path, settings: Settings | None = None, embedder: Embedder | None = None) -> Index:
+    """Open the live generation of the index folder at ``index_dir`` (``store.load_index`` for a folder)."""
     root = Path(index_dir)
     path = current_generation(root)
     if path is None:
@@ -604,7 +376,7 @@ def load_index(index_dir: str | Path = "index", settings: Settings | None = None
     if not store_path.is_file():
         raise IndexCorruptError(f"the chunk store {store_path} is missing: {REPAIR_HINT}.")
     try:
-        store = Store(store_path, readonly=True)
+        store = ChunkStore(store_path, readonly=True)
         stored = store.count_chunks()
     except sqlite3.DatabaseError as exc:
         raise IndexCorruptError(f"the chunk store {store_path} is damaged ({exc}): {REPAIR_HINT}.") from exc
@@ -628,13 +400,7 @@ def _read_vectors(path: Path) -> Any:
     try:
         return faiss.read_index(str(path))
     except RuntimeError as exc:
-        raise IndexCorruptError(f"the vectors file {path} is damaged ({_reason(exc)}): {REPAIR_HINT}.") from exc
-
-
-def _reason(exc: BaseException) -> str:
-    """The first line of an exception's message, with its type: FAISS and bm25s write whole C++ traces."""
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__
+        raise IndexCorruptError(f"the vectors file {path} is damaged ({reason_of(exc)}): {REPAIR_HINT}.") from exc
 
 
 # --------------------------------------------------------------------------- checksums
@@ -740,110 +506,6 @@ def check_index(index_dir: str | Path = "index") -> CheckReport:
 # --------------------------------------------------------------------------- building
 
 
-@contextmanager
-def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
-    """Hold the index's build lock; a second build refuses (or waits with ``wait=True``).
-
-    flock is released by the kernel when the process dies, even by kill -9,
-    so a killed build never leaves a stale lock behind.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise IndexBusyError(
-                f"another build is running on {root} (pid {holder}); wait for it to finish, or pass --wait."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-@dataclass
-class _Plan:
-    """What a build has to do, worked out from the corpus listing and the old manifest."""
-
-    to_embed: dict[str, list[str]] = field(default_factory=dict)  # file rel -> doc ids (added or changed)
-    unchanged: set[str] = field(default_factory=set)
-    added: set[str] = field(default_factory=set)
-    changed: set[str] = field(default_factory=set)
-    removed: set[str] = field(default_factory=set)
-    kept: dict[str, DocEntry] = field(default_factory=dict)  # unchanged documents' old entries
-    files: dict[str, FileEntry] = field(default_factory=dict)
-    sources: dict[str, SourceFile] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # about documents indexed anyway (a page without text)
-    stats_changed: bool = False
-
-    @property
-    def changes(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
-
-
-def _plan(files: list[SourceFile], old: Manifest | None, warn: Callable[[str], None]) -> _Plan:
-    plan = _Plan()
-    old_docs = old.documents if old else {}
-    seen: set[str] = set()
-    for source in files:
-        plan.sources[source.rel] = source
-        prev = old.files.get(source.rel) if old else None
-        if prev is not None and prev.size == source.size and prev.mtime_ns == source.mtime_ns:
-            # same size and modification time as last build: trust it, as git and make do
-            for doc_id in prev.docs:
-                plan.unchanged.add(doc_id)
-                plan.kept[doc_id] = old_docs[doc_id]
-            plan.files[source.rel] = prev
-            seen.update(prev.docs)
-            continue
-        plan.stats_changed = True
-        try:
-            doc_ids: list[str] = []
-            for item in read_documents(source):
-                if isinstance(item, Notice):
-                    warn(item.text)
-                    (plan.skipped if item.skipped else plan.warnings).append(item.text)
-                    continue
-                if item.doc_id in seen:
-                    msg = f"{source.rel}: document id {item.doc_id!r} is used twice in the corpus; the later one is skipped."
-                    warn(msg)
-                    plan.skipped.append(msg)
-                    continue
-                seen.add(item.doc_id)
-                doc_ids.append(item.doc_id)
-                before = old_docs.get(item.doc_id)
-                if before is not None and before.content_hash == item.content_hash:
-                    plan.unchanged.add(item.doc_id)
-                    plan.kept[item.doc_id] = before
-                else:
-                    (plan.changed if before is not None else plan.added).add(item.doc_id)
-                    plan.to_embed.setdefault(source.rel, []).append(item.doc_id)
-        except DocumentError as exc:
-            plan.skipped.append(str(exc))
-            if prev is not None:
-                # the file was indexed before and is unreadable now: keep what was indexed
-                warn(f"{exc} The previously indexed version is kept.")
-                for doc_id in prev.docs:
-                    plan.unchanged.add(doc_id)
-                    plan.kept[doc_id] = old_docs[doc_id]
-                plan.files[source.rel] = prev
-                seen.update(prev.docs)
-            else:
-                warn(str(exc))
-            continue
-        plan.files[source.rel] = FileEntry(source.size, source.mtime_ns, tuple(doc_ids))
-    plan.removed = set(old_docs) - seen
-    if old and set(old.files) - set(plan.files):
-        plan.stats_changed = True
-    return plan
-
-
 def _new_flat_index(dim: int) -> Any:
     return index_kinds.new_flat(dim)
 
@@ -877,9 +539,9 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="doc", desc="embedding", file=sys.stderr, dynamic_ncols=True)
 
 
-def build_index(
-    corpus_dir: str | Path = "corpus",
-    index_dir: str | Path = "index",
+def build_folder(
+    corpus_dir: str | Path,
+    index_dir: str | Path,
     settings: Settings | None = None,
     *,
     full: bool = False,
@@ -889,36 +551,7 @@ def build_index(
     warn: Callable[[str], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> BuildReport:
-    """Bring the index at ``index_dir`` up to date with ``corpus_dir``.
-
-    Only new and changed documents are embedded; removed documents' chunks are
-    deleted; ``full=True`` rebuilds from scratch. The new generation becomes
-    live only once it is complete on disk.
-
-    Args:
-        corpus_dir: a folder of .txt/.md/.jsonl files, or one such file.
-        index_dir: where the index lives (created if missing): a folder, or ``milvus:<file-or-URI>``
-            for the Milvus store (``regional_chat.store``).
-        settings: model and chunking; defaults to ``Settings()``.
-        full: ignore the existing index and rebuild everything.
-        embedder: use this embedder instead of the one ``settings.model`` names.
-        progress: show a progress bar on stderr.
-        wait: wait for another running build instead of refusing.
-        warn: called with each warning (files skipped); defaults to printing on stderr.
-        on_progress: called with (documents embedded so far, documents to embed).
-
-    Returns:
-        A :class:`BuildReport` (added, changed, removed, unchanged, chunks, seconds).
-
-    Raises:
-        CorpusError: the corpus is missing or holds no readable document.
-        IndexBusyError: another build is running on the same index.
-        IndexMismatchError / IndexCorruptError: the existing index cannot be updated; rebuild with full=True.
-    """
-    if is_milvus(index_dir):
-        from .store.milvus import build_milvus
-
-        return build_milvus(corpus_dir, str(index_dir), settings, full=full, embedder=embedder, wait=wait, warn=warn, on_progress=on_progress)
+    """Bring the index folder at ``index_dir`` up to date with ``corpus_dir`` (``build.build_index`` for a folder)."""
     started = time.perf_counter()
     settings = settings or Settings()
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
@@ -954,7 +587,7 @@ def build_index(
                     "every document is embedded again."
                 )
                 old_path, old, full = None, None, True
-        plan = _plan(files, old, warn)
+        plan = plan_changes(files, old, warn)
         plan.skipped[:0] = listing
         documents = len(plan.unchanged) + len(plan.added) + len(plan.changed)
         if documents == 0:
@@ -964,7 +597,7 @@ def build_index(
             )
         kind_changes = old is not None and index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind) != old.index_kind
         if old is not None and not plan.changes and not plan.stats_changed and not kind_changes and not force:
-            return _report(plan, documents, old.chunks, 0, started, full)
+            return build_report(plan, documents, old.chunks, 0, started, full)
         tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
         tmp.mkdir()
         try:
@@ -981,7 +614,7 @@ def build_index(
             raise
         # a damaged generation is not kept as the one before: nothing should open it again
         _drop_old_generations(root, keep={name, old_path.name if old_path and not repairs else ""})
-        return _report(plan, documents, chunks_total, embedded, started, full, repairs)
+        return build_report(plan, documents, chunks_total, embedded, started, full, repairs)
 
 
 def _only_context_differs(built: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -1026,7 +659,7 @@ def _live_state(root: Path, embedder: Embedder, warn: Callable[[str], None]) -> 
         return path, manifest, None, []
     if parts == {"unverified"}:
         try:  # the structural checks load_index makes, and the BM25 files
-            probe = load_index(root)
+            probe = load_folder(root)
             try:
                 probe.lexical  # noqa: B018 - loads (and so checks) the BM25 files
             finally:
@@ -1061,28 +694,11 @@ def _remove_stale(root: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def _report(plan: _Plan, documents: int, chunks: int, embedded: int, started: float, full: bool, repairs: Sequence[str] = ()) -> BuildReport:
-    return BuildReport(
-        added=len(plan.added),
-        changed=len(plan.changed),
-        removed=len(plan.removed),
-        unchanged=len(plan.unchanged),
-        skipped=tuple(plan.skipped),
-        warnings=tuple(plan.warnings),
-        documents=documents,
-        chunks=chunks,
-        chunks_embedded=embedded,
-        seconds=time.perf_counter() - started,
-        full=full,
-        repaired=tuple(repairs),
-    )
-
-
 def _write_generation(
     tmp: Path,
     old_path: Path | None,
     old: Manifest | None,
-    plan: _Plan,
+    plan: Plan,
     corpus: Path,
     settings: Settings,
     embedder: Embedder,
@@ -1101,7 +717,7 @@ def _write_generation(
         vectors = _read_vectors(old_path / VECTORS)
     else:
         vectors = _new_flat_index(embedder.dim)
-    store = Store(tmp / STORE, readonly=False)
+    store = ChunkStore(tmp / STORE, readonly=False)
     try:
         gone = store.remove_documents(sorted(plan.removed | plan.changed))
         if len(gone):
@@ -1212,9 +828,9 @@ def _settle_kind(vectors: Any, old: Manifest | None, dim: int, settings: Setting
     return vectors, kind, params
 
 
-def _build_lexical(store: Store, folder: Path, headers: bool) -> None:
+def _build_lexical(store: ChunkStore, folder: Path, headers: bool) -> None:
     """(Re)build the BM25 index from the chunk store (each chunk after its document's header, when ``headers``)."""
-    from .retrieval import LexicalIndex
+    from ..retrieval import LexicalIndex
 
     prefix = {doc_id: lexical_header(meta) for doc_id, _, meta in store.iter_document_metadata()} if headers else {}
 

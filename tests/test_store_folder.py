@@ -13,16 +13,10 @@ import pytest
 from conftest import SEED
 from regional_chat.documents import CorpusError
 from regional_chat.embedding import HashingEmbedder
-from regional_chat.index import (
-    CURRENT,
-    IndexBusyError,
-    IndexCorruptError,
-    IndexMismatchError,
-    IndexNotFoundError,
-    build_index,
-    build_lock,
-    load_index,
-)
+from regional_chat.store.folder import CURRENT
+from regional_chat.store.manifest import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, build_lock
+from regional_chat.build import build_index
+from regional_chat.store import load_index
 from regional_chat.settings import Settings
 
 QUESTIONS = ["water flow data Rogun", "cargo on the Trans-Caspian route", "border post vehicles", "Dushanbe conference"]
@@ -223,7 +217,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from regional_chat.embedding import HashingEmbedder
-    from regional_chat.index import build_index
+    from regional_chat.build import build_index
     from regional_chat.settings import Settings
 
     class SlowEmbedder(HashingEmbedder):
