@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from regional_chat.embedding import HashingEmbedder
-from regional_chat.retrieval import Fused, LexicalIndex, LexicalIndexError, Retriever, Tokenizer, fuse
+from regional_chat.retrieval import Fused, LexicalIndex, LexicalIndexError, Retriever, fuse
+from regional_chat.text import Tokenizer
 from regional_chat.settings import Settings
 from regional_chat.types import Chunk
 

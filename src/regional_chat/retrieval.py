@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from array import array
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from .text import CYRILLIC as _CYRILLIC, LATIN as _LATIN, script_of
+from .text import TOKEN_FORMAT, WORD, Tokenizer, script_of
 from .settings import Settings
 from .types import Chunk, Filter, Hit
 
@@ -38,89 +36,10 @@ if TYPE_CHECKING:  # bm25s and PyStemmer load only when a lexical index is built
 MODES = ("dense", "lexical", "hybrid")
 FUSION_METHODS = ("rrf", "minmax", "zscore")
 BM25_METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+")
-STOPWORD_LISTS = ("nltk", "lucene", "none")
 BM25_K1, BM25_B = 0.9, 0.9  # won on SQuAD with ATIRE's idf (bench/bench_bm25.py); the Milvus store sets them too
 
-_FORMAT = 1  # bump when the tokenisation or the files of a lexical index change
 _TOKENIZER_FILE = "tokenizer.json"
 _IDS_FILE = "ids.npy"
-
-# Letters and digits; "_" and punctuation separate words ("covid-19" -> covid, 19).
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-
-
-# --------------------------------------------------------------------------- tokenisation
-
-
-@dataclass(frozen=True)
-class Tokenizer:
-    """Lower-cases, drops English and Russian stop words, and stems with Snowball.
-
-    Latin words get the English stemmer and Cyrillic words the Russian one
-    (after ё -> е); digits and other scripts are kept as they are.
-
-    Args:
-        stem: apply the Snowball stemmers.
-        stopwords: ``"nltk"`` (NLTK's English and Russian lists, as bm25s ships them),
-            ``"lucene"`` (Lucene's 33 English words plus the Russian list) or ``"none"``.
-    """
-
-    stem: bool = True
-    stopwords: str = "nltk"
-
-    def __post_init__(self) -> None:
-        if self.stopwords not in STOPWORD_LISTS:
-            raise ValueError(f"stopwords must be one of {', '.join(STOPWORD_LISTS)}; got {self.stopwords!r}.")
-
-    def stopword_set(self) -> frozenset[str]:
-        return _stopwords(self.stopwords)
-
-    def tokens(self, text: str) -> list[str]:
-        """The index terms of ``text``, in order, repeats kept."""
-        return self.tokens_with(text, self.stemmers(), self.stopword_set())
-
-    def stemmers(self) -> tuple[object, object] | None:
-        """Fresh (English, Russian) stemmers, or None without stemming.
-
-        PyStemmer objects keep a cache and are not thread-safe, so every search
-        makes its own (it costs about a microsecond) and a build makes one pair.
-        """
-        if not self.stem:
-            return None
-        import Stemmer
-
-        return Stemmer.Stemmer("english"), Stemmer.Stemmer("russian")
-
-    @staticmethod
-    def tokens_with(text: str, stemmers: tuple[object, object] | None, stop: frozenset[str]) -> list[str]:
-        words = [w for w in _WORD.findall(text.lower().replace("ё", "е")) if w not in stop]
-        if stemmers is None or not words:
-            return words
-        english, russian = stemmers
-        out = list(words)
-        latin = [i for i, w in enumerate(words) if _LATIN.search(w) and not _CYRILLIC.search(w)]
-        cyrillic = [i for i, w in enumerate(words) if _CYRILLIC.search(w)]
-        if latin:
-            for i, stem in zip(latin, english.stemWords([words[i] for i in latin])):  # type: ignore[attr-defined]
-                out[i] = stem
-        if cyrillic:
-            for i, stem in zip(cyrillic, russian.stemWords([words[i] for i in cyrillic])):  # type: ignore[attr-defined]
-                out[i] = stem
-        return out
-
-    def as_dict(self) -> dict[str, object]:
-        return {"format": _FORMAT, "stem": self.stem, "stopwords": self.stopwords, "word": _WORD.pattern}
-
-
-@lru_cache(maxsize=None)
-def _stopwords(name: str) -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_EN_PLUS, STOPWORDS_RUSSIAN
-
-    english = {"nltk": STOPWORDS_EN_PLUS, "lucene": STOPWORDS_EN, "none": ()}[name]
-    russian = STOPWORDS_RUSSIAN if name != "none" else ()
-    words = set(english) | {w.replace("ё", "е") for w in russian}
-    return frozenset(w for w in words if _WORD.fullmatch(w))  # "don't" can never match a token
-
 
 # --------------------------------------------------------------------------- lexical index
 
@@ -315,7 +234,7 @@ class LexicalIndex:
         if not manifest.is_file() or not (folder / _IDS_FILE).is_file():
             raise LexicalIndexError(f"no lexical index in {folder}: rebuild the index (regional-chat build).")
         config = json.loads(manifest.read_text(encoding="utf-8"))
-        if config.get("format") != _FORMAT or config.get("word") != _WORD.pattern:
+        if config.get("format") != TOKEN_FORMAT or config.get("word") != WORD.pattern:
             raise LexicalIndexError(
                 f"the lexical index in {folder} was tokenised by another version (format {config.get('format')}); "
                 "rebuild the index (regional-chat build --full)."

@@ -1,8 +1,7 @@
-"""Language helpers shared by the stages: scripts and languages, the years a text names, reflowing hard-wrapped text.
+"""Language helpers shared by the stages: scripts and languages, BM25 terms, the years a text names, reflowing hard-wrapped text.
 
-The house layout (CONVENTIONS.md) puts every language helper here; the stop
-word lists and stemmers still live with their stages and move here when the
-issue that unifies them is taken.
+The house layout (CONVENTIONS.md) puts every language helper here. ``Tokenizer`` (the one list of
+stop words, and the Snowball stemmers) makes the BM25 terms of both stores.
 """
 
 from __future__ import annotations
@@ -10,9 +9,86 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")  # Russian and Kazakh letters (Kazakh's extra ones are in the block too)
 LATIN = re.compile(r"[a-z]")
+
+STOPWORD_LISTS = ("nltk", "lucene", "none")
+TOKEN_FORMAT = 1  # bump when the tokenisation or the files of a lexical index change: indexes record it
+# Letters and digits; "_" and punctuation separate words ("covid-19" -> covid, 19).
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """Lower-cases, drops English and Russian stop words, and stems with Snowball.
+
+    Latin words get the English stemmer and Cyrillic words the Russian one
+    (after ё -> е); digits and other scripts are kept as they are.
+
+    Args:
+        stem: apply the Snowball stemmers.
+        stopwords: ``"nltk"`` (NLTK's English and Russian lists, as bm25s ships them),
+            ``"lucene"`` (Lucene's 33 English words plus the Russian list) or ``"none"``.
+    """
+
+    stem: bool = True
+    stopwords: str = "nltk"
+
+    def __post_init__(self) -> None:
+        if self.stopwords not in STOPWORD_LISTS:
+            raise ValueError(f"stopwords must be one of {', '.join(STOPWORD_LISTS)}; got {self.stopwords!r}.")
+
+    def stopword_set(self) -> frozenset[str]:
+        return _stopwords(self.stopwords)
+
+    def tokens(self, text: str) -> list[str]:
+        """The index terms of ``text``, in order, repeats kept."""
+        return self.tokens_with(text, self.stemmers(), self.stopword_set())
+
+    def stemmers(self) -> tuple[object, object] | None:
+        """Fresh (English, Russian) stemmers, or None without stemming.
+
+        PyStemmer objects keep a cache and are not thread-safe, so every search
+        makes its own (it costs about a microsecond) and a build makes one pair.
+        """
+        if not self.stem:
+            return None
+        import Stemmer
+
+        return Stemmer.Stemmer("english"), Stemmer.Stemmer("russian")
+
+    @staticmethod
+    def tokens_with(text: str, stemmers: tuple[object, object] | None, stop: frozenset[str]) -> list[str]:
+        words = [w for w in WORD.findall(text.lower().replace("ё", "е")) if w not in stop]
+        if stemmers is None or not words:
+            return words
+        english, russian = stemmers
+        out = list(words)
+        latin = [i for i, w in enumerate(words) if LATIN.search(w) and not CYRILLIC.search(w)]
+        cyrillic = [i for i, w in enumerate(words) if CYRILLIC.search(w)]
+        if latin:
+            for i, stem in zip(latin, english.stemWords([words[i] for i in latin])):  # type: ignore[attr-defined]
+                out[i] = stem
+        if cyrillic:
+            for i, stem in zip(cyrillic, russian.stemWords([words[i] for i in cyrillic])):  # type: ignore[attr-defined]
+                out[i] = stem
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        return {"format": TOKEN_FORMAT, "stem": self.stem, "stopwords": self.stopwords, "word": WORD.pattern}
+
+
+@lru_cache(maxsize=None)
+def _stopwords(name: str) -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_EN_PLUS, STOPWORDS_RUSSIAN
+
+    english = {"nltk": STOPWORDS_EN_PLUS, "lucene": STOPWORDS_EN, "none": ()}[name]
+    russian = STOPWORDS_RUSSIAN if name != "none" else ()
+    words = set(english) | {w.replace("ё", "е") for w in russian}
+    return frozenset(w for w in words if WORD.fullmatch(w))  # "don't" can never match a token
+
 
 
 def script_of(text: str) -> str:

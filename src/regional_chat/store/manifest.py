@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-
 from ..documents import DocumentError, Notice, SourceFile, read_documents
 from ..embedding import Embedder
 from ..settings import Settings

@@ -24,7 +24,7 @@ Fusion of dense and BM25 results is done by ``retrieval.Retriever`` exactly as f
 store: Milvus answers the two searches (and the BM25 scores of the dense candidates) and the
 fusion, its weight and its z-scores are the same code. BM25 gets the same terms as bm25s: Milvus's
 analyzers cannot stem English or Russian (milvus-lite has only ``standard`` and ``jieba``), so the
-terms are made here, with ``retrieval.Tokenizer``, for chunks and questions alike, and the
+terms are made here, with ``text.Tokenizer``, for chunks and questions alike, and the
 ``standard`` analyzer only splits them at the spaces. What still differs: Milvus's idf is Lucene's
 (bm25s's default is ATIRE's), the same k1 and b are set; milvus-lite returns scores negated
 (milvus-lite issue #343), so the absolute value is used.
@@ -53,7 +53,8 @@ from ..facets import context_header, lexical_header
 from ..settings import Settings
 from .catalogue import Catalogue
 from .manifest import DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, build_lock, build_report, plan_changes
-from ..retrieval import BM25_B, BM25_K1, Tokenizer
+from ..retrieval import BM25_B, BM25_K1
+from ..text import Tokenizer
 from ..types import BuildReport, Chunk, Document
 from . import MILVUS
 
