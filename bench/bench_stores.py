@@ -8,9 +8,10 @@ so both stores index exactly the same chunks and vectors. It needs bench_scale's
 (``/tmp/rc-bench/base-pool.npz``, made from the real indexes bench_throughput.py leaves).
 
 Per size and store, each in a fresh process:
-  * build: ``build_index`` into an index folder (FAISS + bm25s + SQLite) or a milvus-lite file
-    (``milvus:<file>``, the embedded Milvus: its server runs inside the process), full build,
-    seconds, chunks/s, peak RSS;
+  * build: ``build_index`` into an index folder (FAISS + bm25s + SQLite), a milvus-lite file
+    (``milvus:<file>``, the embedded Milvus: its server runs inside the process), or a
+    ``milvus-lite server`` process this script starts on 127.0.0.1 (the client-server path; the
+    server's own RSS is given apart), full build, seconds, chunks/s, peak RSS;
   * serve: ``Assistant.load`` then ``Assistant.search`` (what ``answer`` retrieves: question vector,
     dense search, BM25, fusion, chunk texts) on SQuAD questions: load time, RSS after the
     questions, p50/p95 latency. The reader is left out: it reads the same passages on both stores
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,12 +37,54 @@ import bench_scale  # noqa: E402
 sys.path.insert(0, str(benchlib.ROOT / "src"))
 
 RESULT = "stores.json"
-STORES = ("folder", "milvus-lite")
+STORES = ("folder", "milvus-lite", "milvus-server")
+SERVER_PORT = 19599  # the milvus-lite server this script starts for "milvus-server" (127.0.0.1 only)
 
 
 def location(store: str, size: int) -> str:
     base = benchlib.WORK / "stores" / f"{store}-{size}"
+    if store == "milvus-server":
+        return f"milvus:http://127.0.0.1:{SERVER_PORT}#s{size}"
     return str(base) if store == "folder" else f"milvus:{base}.db"
+
+
+@contextmanager
+def milvus_server(size: int):
+    """A `milvus-lite server` process on 127.0.0.1 with a fresh data folder, for one size."""
+    from pymilvus import MilvusClient
+
+    from regional_chat.store.milvus import QUIET_KEEPALIVE
+
+    data = benchlib.WORK / "stores" / f"milvus-server-{size}"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    exe = Path(sys.executable).parent / "milvus-lite"
+    log = (data / "server.log").open("w")
+    proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data / "db"), "--host", "127.0.0.1", "--port", str(SERVER_PORT)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                MilvusClient(uri=f"http://127.0.0.1:{SERVER_PORT}", timeout=2, grpc_options=QUIET_KEEPALIVE).close()
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"milvus-lite server did not start: {(data / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def server_rss_mb(proc) -> float:
+    """Resident memory of the server process (the client's is measured apart)."""
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def do_build(store: str, size: int) -> dict:
@@ -50,8 +94,9 @@ def do_build(store: str, size: int) -> dict:
 
     where = location(store, size)
     path = Path(where.removeprefix("milvus:"))
-    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if store != "milvus-server":  # the server starts with an empty data folder
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     _, vectors = bench_scale.base_pool()
     embedder = bench_scale.ReplayEmbedder(vectors)
     load = benchlib.load_average()[0]
@@ -59,7 +104,11 @@ def do_build(store: str, size: int) -> dict:
     index = load_index(where)
     kind = index.manifest.index_kind
     index.close()
-    disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    if store == "milvus-server":
+        folder = benchlib.WORK / "stores" / f"milvus-server-{size}" / "db"
+        disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    else:
+        disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
     return {
         "seconds": report.seconds, "chunks": report.chunks, "documents": report.documents, "chunks_per_s": report.chunks / report.seconds,
         "peak_rss_mb": benchlib.peak_rss_mb(), "index_kind": kind, "disk_mb": disk / 1e6, "load_1min": load,
@@ -110,6 +159,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
     p.add_argument("--questions", type=int, default=200)
     p.add_argument("--store", choices=STORES)
+    p.add_argument("--stores", nargs="+", choices=STORES, default=list(STORES))
     p.add_argument("--size", type=int)
     args = p.parse_args()
     if args.step == "build":
@@ -123,9 +173,14 @@ def main() -> None:
     for size in args.sizes:
         corpus = bench_scale.make_corpus(size, texts)
         row: dict = {"corpus": corpus}
-        for store in STORES:  # the same corpus, one store after the other, each in fresh processes
-            built = in_subprocess("build", "--store", store, "--size", str(size))
-            served = in_subprocess("serve", "--store", store, "--size", str(size), "--questions", str(args.questions))
+        for store in args.stores:  # the same corpus, one store after the other, each in fresh processes
+            with milvus_server(size) if store == "milvus-server" else nullcontext() as server:
+                built = in_subprocess("build", "--store", store, "--size", str(size))
+                if server is not None:
+                    built["server_rss_mb"] = server_rss_mb(server)
+                served = in_subprocess("serve", "--store", store, "--size", str(size), "--questions", str(args.questions))
+                if server is not None:
+                    served["server_rss_mb"] = server_rss_mb(server)
             row[store] = {"build": built, "serve": served}
             print(f"{size:>8} {store:<12} build {built['seconds']:.0f} s ({built['chunks_per_s']:.0f} chunks/s, peak {built['peak_rss_mb']:.0f} MB), "
                   f"search p50 {served['p50_ms']:.1f} / p95 {served['p95_ms']:.1f} ms, RSS {served['rss_after_questions_mb']:.0f} MB", flush=True)
