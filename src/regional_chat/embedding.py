@@ -82,6 +82,12 @@ def packaged_minilm_path() -> Path:
         ) from exc
 
 
+# Up to this many texts are embedded in numpy while torch is not loaded: a one-off `ask` embeds its question
+# (and, for a Russian question, the sentences it reads) without importing sentence-transformers and torch
+# (seconds); a build's batches, and a serving process (warm_up loads torch), use torch, faster on batches.
+DIRECT_TEXTS = 64
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder, on the CPU.
 
@@ -121,6 +127,8 @@ class SentenceTransformerEmbedder:
         self.passage_prefix = passage_prefix
         self.scripts = scripts
         self._model = None
+        self._direct: object = None  # encoder.SentenceEncoder, False when this folder needs sentence-transformers
+        self._counter: object = None  # a tokenizers.Tokenizer that never truncates, False when there is no tokenizer.json
         self._lock = threading.Lock()
         self._dim, self._max_tokens = self._read_config(path)
 
@@ -182,13 +190,50 @@ class SentenceTransformerEmbedder:
         self.model  # noqa: B018 - loads it
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self._counter is None:
+            with self._lock:
+                if self._counter is None:
+                    self._counter = self._load_counter()
+        if self._counter is not False:
+            return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=True)]  # type: ignore[attr-defined]
         tokenizer = self.model.tokenizer
         encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
+    def _load_counter(self) -> object:
+        if not (self.path / "tokenizer.json").is_file():
+            return False
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        counter.no_truncation()
+        counter.no_padding()
+        return counter
+
+    def direct(self):
+        """The numpy encoder (``encoder.SentenceEncoder``) for this folder, or None when it needs sentence-transformers.
+
+        A question, or the few sentences read at question time, go through it: no torch and no
+        sentence-transformers to import, the same vectors as their float32 forward to 1e-5.
+        """
+        if self._direct is None:
+            with self._lock:
+                if self._direct is None:
+                    from .encoder import EncoderError, SentenceEncoder
+
+                    try:
+                        self._direct = SentenceEncoder(self.path, self._max_tokens)
+                    except (EncoderError, OSError, ValueError):  # another architecture or pooling: torch does it
+                        self._direct = False
+        return self._direct or None
+
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._model is None and len(texts) <= DIRECT_TEXTS:  # torch not loaded (a one-off `ask`): do not load it for a few texts
+            direct = self.direct()
+            if direct is not None:
+                return unit_rows(direct.encode(texts))
         model = self.model
         if len(texts) <= self.batch_size:
             # One batch (a question, a few sentences): the model's own modules (transformer, pooling,
