@@ -225,3 +225,26 @@ def test_info_into_a_closed_pipe_ends_quietly(corpus, tmp_path):
     out = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], capture_output=True, text=True)
     assert out.stdout.startswith("index:")
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr
+
+
+def test_a_one_off_ask_imports_neither_torch_nor_transformers(corpus, tmp_path):
+    """`ask` runs the reader (and a model's question encoder) in numpy: seconds of imports saved; --engine torch loads them."""
+    import textwrap
+
+    assert main(["build", "--corpus", str(corpus), "--index", str(tmp_path / "ix"), "--model", "hashing:64", "--quiet"]) == 0
+    code = textwrap.dedent("""
+        import sys
+        from regional_chat.cli import main
+        code = main(["ask", "--index", sys.argv[1], "--json", *sys.argv[2:], "How many tonnes of cargo did the Trans-Caspian route carry in 2023?"])
+        print("IMPORTED", code, "torch" in sys.modules, "transformers" in sys.modules, "sentence_transformers" in sys.modules)
+    """)
+    answers = {}
+    for engine in ("numpy", "torch"):
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ix"), "--engine", engine], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        body, imported = out.stdout.rsplit("IMPORTED", 1)
+        answers[engine] = json.loads(body)
+        assert imported.split() == (["0", "False", "False", "False"] if engine == "numpy" else ["0", "True", "True", "False"])
+    assert answers["numpy"]["found"] and "2.7 million" in answers["numpy"]["text"]
+    where = lambda a: [(q["doc_id"], q["start"], q["end"], q["highlight"]) for q in a["quotes"]]  # noqa: E731 - scores differ in bfloat16
+    assert answers["numpy"]["text"] == answers["torch"]["text"] and where(answers["numpy"]) == where(answers["torch"])

@@ -116,7 +116,7 @@ def test_embedding_a_question_imports_neither_torch_nor_sentence_transformers():
         import sys
         from regional_chat.embedding import make_embedder
         from regional_chat.settings import Settings
-        e = make_embedder(Settings(model="e5"))
+        e = make_embedder(Settings(model="e5", engine="numpy"))
         v = e.embed_queries(["Where is the UNRCCA headquartered?"])
         print(v.shape, round(float((v * v).sum()), 4), "torch" in sys.modules, "sentence_transformers" in sys.modules)
     """)

@@ -248,3 +248,48 @@ def test_the_answerer_reads_each_passage_after_its_documents_header():
     assert seen["headers"] == ["Kazakhstan, 1993."]
     ReaderAnswerer(Recorder([span]), Calibration.uncalibrated(), headers=False).extract("When?", hits, {"k.txt": doc}.__getitem__)
     assert seen["headers"] is None
+
+
+def _transformers_windows(tokenizer, question, texts, max_len, stride):
+    """What transformers' fast tokenizer gives for the same call (the reference the windows must equal)."""
+    enc = tokenizer([question] * len(texts), texts, truncation="only_second", max_length=max_len, stride=stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True, return_token_type_ids=True, padding=False)
+    return [(int(enc["overflow_to_sample_mapping"][i]), tuple(enc["input_ids"][i]), tuple(enc["token_type_ids"][i]),
+             tuple(enc.sequence_ids(i)), tuple(tuple(o) for o in enc["offset_mapping"][i])) for i in range(len(enc["input_ids"]))]
+
+
+@pytest.mark.parametrize("backbone", ["minilm", pytest.param("e5", marks=pytest.mark.slow)])
+def test_windows_are_transformers_own_truncation_with_stride(backbone):
+    """make_windows runs the tokenizers library directly (no transformers at question time): the same windows."""
+    from tokenizers import Tokenizer
+
+    hf = load_tokenizer(backbone_folder(backbone))
+    question = "Какой проект предложил Казахстан в 1992 году, and who chaired the meeting?"
+    passages = [" ".join(f"Sentence {i} names Place{i} — «Центр {i}»." for i in range(90)), "Short one.\nWith a break."]
+    for max_len, stride in ((64, 16), (256, 96)):
+        windows = make_windows(hf, question, passages, max_len=max_len, stride=stride)
+        alone = make_windows(Tokenizer.from_file(str(backbone_folder(backbone) / "tokenizer.json")), question, passages,
+                             max_len=max_len, stride=stride)
+        want = _transformers_windows(hf, trim_question(hf, question, 64), passages, max_len, stride)
+        assert len(windows) == len(want) > 3 and windows == alone
+        for w, (sample, ids, types, seq, offsets) in zip(windows, want):
+            assert (w.passage, w.input_ids, w.token_type_ids) == (sample, ids, types)
+            assert w.offsets == tuple(o if s == 1 and o[1] > o[0] else (-1, -1) for s, o in zip(seq, offsets))
+
+
+def test_the_numpy_engine_reads_as_torch_in_float32():
+    """engine="numpy" (a one-off ask: no torch import) scores every span as transformers' float32 model does."""
+    passages = [
+        "UNRCCA, founded in 2007, has its headquarters in Ashgabat. Kaha Imnadze, Special Representative of the "
+        "UN Secretary-General and Head of the UN Regional Center for Preventive Diplomacy, met the minister.",
+        "The Trans-Caspian route carried 2.7 million tonnes of cargo in 2023. " * 40,  # several windows
+    ]
+    torch_reader, numpy_reader = Reader(dtype="float32"), Reader(dtype="float32", engine="numpy")
+    for question in ("Who heads the UNRCCA?", "How much cargo did the route carry?", "Кто возглавляет UNRCCA?"):
+        a = numpy_reader.read(question, passages, headers=["Kazakhstan, 2024.", ""])
+        b = torch_reader.read(question, passages, headers=["Kazakhstan, 2024.", ""])
+        assert a.windows == b.windows > 2
+        assert [(s.window, s.start, s.end) for s in a.spans] == [(s.window, s.start, s.end) for s in b.spans]
+        assert max(abs(x.score - y.score) for x, y in zip(a.spans, b.spans)) < 1e-4 and abs(a.null - b.null) < 1e-4
+    with pytest.raises(ValueError, match="engine"):
+        Reader(engine="onnx")

@@ -125,11 +125,11 @@ def expand_question(question: str, history: Sequence[Answer]) -> str:
 
 
 def make_answerer(settings: Settings):
-    """The answer step: the trained reader shipped in reading/weights, in ``settings.dtype``."""
+    """The answer step: the trained reader shipped in reading/weights, run by ``settings.engine`` in ``settings.dtype``."""
     from .reading.answerer import ReaderAnswerer, load_calibration
     from .reading.reader import Reader
 
-    reader = Reader(dtype=settings.dtype)
+    reader = Reader(dtype=settings.dtype, engine=settings.engine)
     return ReaderAnswerer(reader, load_calibration(reader.folder, settings.model), headers=settings.reader_headers)
 
 

@@ -60,7 +60,7 @@ def _article_list(value: str) -> list[int]:
 
 def _settings(args: argparse.Namespace) -> Settings:
     changes = {}
-    for name in ("model", "dtype", "chunk_tokens", "chunk_overlap", "batch_size"):
+    for name in ("model", "dtype", "chunk_tokens", "chunk_overlap", "batch_size", "engine"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
@@ -98,9 +98,10 @@ def _serving_threads() -> None:
     """
     threads = int(os.environ.get("REGIONAL_CHAT_THREADS", "1"))
     if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+        else:  # a question may never need torch (the numpy encoder and reader): importing it costs a second
+            os.environ["OMP_NUM_THREADS"] = str(threads)  # what torch starts with when it is imported
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -276,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="DATE", help="only documents dated on or after this year or ISO date")
     p.add_argument("--until", metavar="DATE", help="only documents dated on or before this year or ISO date")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument(
+        "--engine", choices=("numpy", "torch"), default="numpy",
+        help="what runs the encoder and the reader: numpy (default for one question: nothing heavy to import) or torch",
+    )
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="measure retrieval and answers on a SQuAD-format file")

@@ -82,9 +82,9 @@ def packaged_minilm_path() -> Path:
         ) from exc
 
 
-# Up to this many texts are embedded in numpy while torch is not loaded: a one-off `ask` embeds its question
-# (and, for a Russian question, the sentences it reads) without importing sentence-transformers and torch
-# (seconds); a build's batches, and a serving process (warm_up loads torch), use torch, faster on batches.
+# With engine "numpy", up to this many texts (a question; the sentences a Russian question reads) are
+# embedded in numpy, importing neither sentence-transformers nor torch (seconds); a build's batches
+# always go through torch, much faster on batches.
 DIRECT_TEXTS = 64
 
 
@@ -100,6 +100,8 @@ class SentenceTransformerEmbedder:
             want ``"query: "`` and ``"passage: "``; MiniLM wants nothing).
         scripts: the writing systems the model reads (``("latin",)`` for English-only
             MiniLM); None when unknown or any.
+        engine: ``"torch"``, or ``"numpy"``: a few texts at a time through ``encoder.py``
+            (float32, no torch import), batches through torch (``Settings.engine``).
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class SentenceTransformerEmbedder:
         query_prefix: str = "",
         passage_prefix: str = "",
         scripts: tuple[str, ...] | None = None,
+        engine: str = "torch",
     ) -> None:
         path = Path(model_path)
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
@@ -126,6 +129,7 @@ class SentenceTransformerEmbedder:
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.scripts = scripts
+        self.engine = engine
         self._model = None
         self._direct: object = None  # encoder.SentenceEncoder, False when this folder needs sentence-transformers
         self._counter: object = None  # a tokenizers.Tokenizer that never truncates, False when there is no tokenizer.json
@@ -187,6 +191,9 @@ class SentenceTransformerEmbedder:
         return model
 
     def warm_up(self) -> None:
+        """Load what questions will use: the numpy encoder (engine "numpy") or the torch model."""
+        if self.engine == "numpy" and self.direct() is not None:
+            return
         self.model  # noqa: B018 - loads it
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -230,7 +237,7 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self._model is None and len(texts) <= DIRECT_TEXTS:  # torch not loaded (a one-off `ask`): do not load it for a few texts
+        if self.engine == "numpy" and len(texts) <= DIRECT_TEXTS:
             direct = self.direct()
             if direct is not None:
                 return unit_rows(direct.encode(texts))
@@ -333,10 +340,12 @@ def make_embedder(settings: Settings) -> Embedder:
             query_prefix=e5.QUERY_PREFIX,
             passage_prefix=e5.PASSAGE_PREFIX,
             scripts=None,  # multilingual: reads Latin, Cyrillic (Russian, Kazakh) and the rest of XLM-R's 100 languages
+            engine=settings.engine,
         )
     if model == "minilm":
         return SentenceTransformerEmbedder(
-            packaged_minilm_path(), name=MINILM_NAME, dtype=settings.dtype, batch_size=settings.batch_size, scripts=("latin",)
+            packaged_minilm_path(), name=MINILM_NAME, dtype=settings.dtype, batch_size=settings.batch_size, scripts=("latin",),
+            engine=settings.engine,
         )
     path = Path(model).expanduser()
     if not path.exists():
@@ -344,4 +353,4 @@ def make_embedder(settings: Settings) -> Embedder:
             f"model {model!r} is neither 'minilm', 'e5', 'hashing:<dim>' nor a folder on disk. "
             "Models are never downloaded: give the path of a sentence-transformers model folder."
         )
-    return SentenceTransformerEmbedder(path, name=path.name, dtype=settings.dtype, batch_size=settings.batch_size)
+    return SentenceTransformerEmbedder(path, name=path.name, dtype=settings.dtype, batch_size=settings.batch_size, engine=settings.engine)

@@ -76,10 +76,13 @@ class BertEncoder:
 
     Args:
         folder: holds ``config.json`` (model_type bert, absolute positions, GELU) and
-            ``model.safetensors`` with ``BertModel``'s tensor names.
+            ``model.safetensors`` with ``BertModel``'s tensor names (or ``bert.``-prefixed, as a
+            ``BertForQuestionAnswering`` saves them; the other tensors stay in ``weights``).
+        words: the word-embedding matrix, when the folder leaves it out (a reader on e5 ships
+            without e5's frozen 250,037 rows).
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, words: np.ndarray | None = None) -> None:
         folder = Path(folder)
         try:
             config = json.loads((folder / "config.json").read_text())
@@ -94,12 +97,13 @@ class BertEncoder:
         self.eps = float(config.get("layer_norm_eps", 1e-12))
         self.max_positions = int(config.get("max_position_embeddings", 512))
         weights = read_safetensors(folder / "model.safetensors")
-        prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+        self.weights = weights
+        prefix = "bert." if any(k.startswith("bert.embeddings.") for k in weights) else ""
         try:
             w = lambda name: weights[prefix + name]  # noqa: E731
-            self.words = w("embeddings.word_embeddings.weight")  # left memory-mapped: rows are read as texts use them
+            self.words = w("embeddings.word_embeddings.weight") if words is None else words  # memory-mapped: rows are read as used
             self.positions = np.asarray(w("embeddings.position_embeddings.weight"), dtype=np.float32)
-            self.token_type = np.asarray(w("embeddings.token_type_embeddings.weight")[0], dtype=np.float32)
+            self.token_types = np.asarray(w("embeddings.token_type_embeddings.weight"), dtype=np.float32)
             self.embed_norm = (np.asarray(w("embeddings.LayerNorm.weight"), dtype=np.float32), np.asarray(w("embeddings.LayerNorm.bias"), dtype=np.float32))
             self.blocks = []
             f32 = lambda name: np.asarray(w(name), dtype=np.float32)  # noqa: E731 - a view of the map when stored as float32
@@ -119,13 +123,15 @@ class BertEncoder:
         except KeyError as exc:
             raise EncoderError(f"{folder}/model.safetensors has no tensor {exc}: not a BERT encoder's weights.") from None
 
-    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Token vectors (batch, length, hidden) for token ids and an attention mask (1 real, 0 padding)."""
+    def __call__(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None = None) -> np.ndarray:
+        """Token vectors (batch, length, hidden) for token ids, an attention mask (1 real, 0 padding) and token types."""
         batch, length = ids.shape
         if length > self.max_positions:
             raise EncoderError(f"{length} tokens are more than the model's {self.max_positions} positions.")
         x = np.asarray(self.words[ids.ravel()], dtype=np.float32).reshape(batch, length, self.hidden)
-        x = _layer_norm(x + self.positions[:length] + self.token_type, *self.embed_norm, self.eps)
+        x += self.positions[:length]
+        x += self.token_types[0] if types is None else self.token_types[types]
+        x = _layer_norm(x, *self.embed_norm, self.eps)
         head = self.hidden // self.heads
         # padding keys get a large negative score, as transformers' extended attention mask does
         bias = ((1.0 - mask.astype(np.float32)) * np.finfo(np.float32).min)[:, None, None, :]
@@ -179,3 +185,25 @@ class SentenceEncoder:
         weights = mask[:, :, None].astype(np.float32)
         pooled = (tokens * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+class SpanScorer:
+    """A ``BertForQuestionAnswering`` folder run in numpy: start and end logits per token.
+
+    Args:
+        folder: the reader's weights (``bert.``-prefixed encoder, ``qa_outputs``).
+        words: the word embeddings when the folder leaves them out (see ``BertEncoder``).
+    """
+
+    def __init__(self, folder: str | Path, words: np.ndarray | None = None) -> None:
+        self.encoder = BertEncoder(folder, words)
+        try:
+            self.head = np.asarray(self.encoder.weights["qa_outputs.weight"], dtype=np.float32)
+            self.head_bias = np.asarray(self.encoder.weights["qa_outputs.bias"], dtype=np.float32)
+        except KeyError:
+            raise EncoderError(f"{folder}/model.safetensors has no qa_outputs: not a question-answering model.") from None
+
+    def __call__(self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(start logits, end logits), each (batch, length)."""
+        logits = self.encoder(ids, mask, types) @ self.head.T + self.head_bias
+        return logits[..., 0], logits[..., 1]

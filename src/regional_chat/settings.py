@@ -12,6 +12,9 @@ DEFAULT_MODEL = "e5"
 MAX_K = 100  # the most passages one question may read (-k): past this the reader only slows down
 
 
+ENGINES = ("torch", "numpy")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that changes what is built or how questions are answered.
@@ -43,6 +46,11 @@ class Settings:
             include it (``facets.context_header``).
         prefer_named: when a question names a country, a year or a document title that the
             index's metadata holds, the matching documents' passages rank first (``facets.understand``).
+        engine: what runs the encoder on a question and the reader: ``"torch"`` (torch and
+            transformers, in ``dtype``: the fastest per question once loaded, for serving and
+            evaluation) or ``"numpy"`` (the same networks in float32 numpy, ``encoder.py``: nothing
+            heavy to import, for a one-off ``ask``; torch's float32 logits to 1e-5). Builds embed
+            their batches with torch either way.
     """
 
     model: str = DEFAULT_MODEL
@@ -66,6 +74,7 @@ class Settings:
     context_headers: bool = True
     prefer_named: bool = True  # documents whose metadata matches a country or year the question names rank first
     reader_headers: bool = True  # the reader reads each passage after its document's context header (never quoted)
+    engine: str = "torch"
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:
@@ -74,6 +83,8 @@ class Settings:
             raise ValueError(f"chunk_overlap must be between 0 and 7 sentences, got {self.chunk_overlap}.")
         if self.batch_size < 1 or self.embed_buffer < 1:
             raise ValueError("batch_size and embed_buffer must be positive.")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be {' or '.join(ENGINES)}, got {self.engine!r}.")
         if self.dtype not in ("auto", "bfloat16", "float32"):
             raise ValueError(f"dtype must be auto, bfloat16 or float32, got {self.dtype!r}.")
         if self.top_k < 1 or self.candidates < self.top_k:

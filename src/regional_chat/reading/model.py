@@ -84,6 +84,38 @@ def shipped_tensors(model: Any, backbone: str) -> dict[str, Any]:
     return state
 
 
+def read_meta(folder: Path) -> dict[str, Any]:
+    """The trained reader's ``reader.json`` (training command, window parameters, probe), checked for its format."""
+    meta_path = folder / "reader.json"
+    if not meta_path.is_file():
+        raise ReaderError(f"no trained reader in {folder}: reader.json is missing. Rebuild it with `python training/train_reader.py`.")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT:
+        raise ReaderError(f"{meta_path} is format {meta.get('format')}, this code reads format {FORMAT}: retrain or update the package.")
+    return meta
+
+
+def load_direct(folder: Path) -> tuple[Any, Any]:
+    """The shipped reader run in numpy (``encoder.SpanScorer``, float32) and its ``tokenizers.Tokenizer``.
+
+    What a one-off question uses: neither torch nor transformers is imported. The logits are
+    transformers' float32 ones to 1e-4 (tests/test_reading.py).
+    """
+    from tokenizers import Tokenizer
+
+    from ..encoder import SpanScorer, read_safetensors
+
+    meta = read_meta(folder)
+    words = None
+    tok_folder = folder
+    if meta["backbone"] == "e5":
+        base = backbone_folder("e5")
+        weights = read_safetensors(base / "model.safetensors")
+        words = next(v for k, v in weights.items() if k.endswith("word_embeddings.weight"))
+        tok_folder = base
+    return SpanScorer(folder, words), Tokenizer.from_file(str(tok_folder / "tokenizer.json"))
+
+
 def load_trained(folder: Path, dtype: str = "float32") -> tuple[Any, Any, dict[str, Any]]:
     """The shipped reader in ``folder``: (model in ``dtype``, eval mode; tokenizer; its reader.json).
 
@@ -96,12 +128,7 @@ def load_trained(folder: Path, dtype: str = "float32") -> tuple[Any, Any, dict[s
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForQuestionAnswering
 
-    meta_path = folder / "reader.json"
-    if not meta_path.is_file():
-        raise ReaderError(f"no trained reader in {folder}: reader.json is missing. Rebuild it with `python training/train_reader.py`.")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
-        raise ReaderError(f"{meta_path} is format {meta.get('format')}, this code reads format {FORMAT}: retrain or update the package.")
+    meta = read_meta(folder)
     backbone = meta["backbone"]
     config = AutoConfig.from_pretrained(str(folder))
     model = AutoModelForQuestionAnswering.from_config(config)

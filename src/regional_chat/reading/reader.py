@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .windows import SpanScore, best_spans, make_windows, pad_batch
+from .windows import SpanScore, best_spans, make_windows, pad_arrays, pad_batch
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
@@ -48,21 +48,28 @@ class Reader:
             ``model.safetensors``; default: the weights shipped in the package).
         threads: torch threads for inference (None: leave torch's default).
         dtype: ``"auto"`` (bfloat16 where the CPU computes it natively, else float32),
-            ``"bfloat16"`` or ``"float32"``.
+            ``"bfloat16"`` or ``"float32"`` (engine "torch").
+        engine: ``"torch"`` (transformers' model) or ``"numpy"`` (``encoder.SpanScorer``, float32:
+            nothing heavy to import, slower per window; for a one-off question).
 
     The model loads on first use (or :meth:`warm_up`); one lock keeps two
     threads from loading it twice. Inference itself needs no lock.
     """
 
-    def __init__(self, folder: str | Path | None = None, threads: int | None = None, dtype: str = "auto") -> None:
+    def __init__(self, folder: str | Path | None = None, threads: int | None = None, dtype: str = "auto", engine: str = "torch") -> None:
         from ..embedding import cpu_has_bf16
 
         if dtype not in ("auto", "bfloat16", "float32"):
             raise ValueError(f"dtype must be auto, bfloat16 or float32, got {dtype!r}.")
+        if engine not in ("torch", "numpy"):
+            raise ValueError(f"engine must be torch or numpy, got {engine!r}.")
+        self.engine = engine
         self.folder = Path(folder) if folder is not None else WEIGHTS
         self.threads = threads
         self.dtype = ("bfloat16" if cpu_has_bf16() else "float32") if dtype == "auto" else dtype
         self._loaded: tuple[Any, Any, dict] | None = None
+        self._direct: tuple[Any, Any] | None = None  # the numpy path: (encoder.SpanScorer, tokenizers.Tokenizer)
+        self._meta: dict | None = None
         self._lock = threading.Lock()
         # a fast tokenizer sets its truncation state on every call: two threads at once
         # raise "Already borrowed", so tokenising (about a millisecond) takes turns
@@ -77,20 +84,59 @@ class Reader:
                     self._loaded = load_trained(self.folder, self.dtype)
         return self._loaded
 
+    def _load_direct(self) -> tuple[Any, Any]:
+        if self._direct is None:
+            with self._lock:
+                if self._direct is None:
+                    from .model import load_direct
+
+                    self._direct = load_direct(self.folder)
+        return self._direct
+
     def warm_up(self) -> None:
-        self._load()
+        if self.engine == "numpy":
+            self._load_direct()
+        else:
+            self._load()
 
     @property
     def meta(self) -> dict:
-        return self._load()[2]
+        """``reader.json``: read without loading the model."""
+        if self._meta is None:
+            from .model import read_meta
+
+            self._meta = read_meta(self.folder)
+        return self._meta
+
+    def _logits(self, windows: Sequence[Any], batch: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first window, start logits, end logits) per batch of windows, from the reader's engine."""
+        if self.engine == "numpy":
+            scorer, _ = self._load_direct()
+            for i in range(0, len(windows), batch):
+                part = windows[i : i + batch]
+                ids, types, mask = pad_arrays(part, 0)  # masked padding: its id changes nothing
+                s, e = scorer(ids, types, mask)
+                yield i, s, e
+            return
+        import torch
+
+        model, tokenizer, _ = self._load()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        pad = tokenizer.pad_token_id or 0
+        for i in range(0, len(windows), batch):
+            part = windows[i : i + batch]
+            ids, types, att = pad_batch(part, pad)
+            with torch.inference_mode():
+                out = model(input_ids=ids, token_type_ids=types, attention_mask=att)
+            yield i, out.start_logits.float().numpy(), out.end_logits.float().numpy()
 
     def read(self, question: str, passages: Sequence[str], batch: int = 16, headers: Sequence[str] | None = None) -> Reading:
         """Score spans of ``passages`` for ``question`` (``headers``: a line read before each passage, never quoted)."""
         if not passages:
             return Reading((), 0.0, 0)
-        import torch
-
-        model, tokenizer, meta = self._load()
+        meta = self.meta
+        tokenizer = self._load_direct()[1] if self.engine == "numpy" else self._load()[1]
         with self._tokenize_lock:
             windows = make_windows(
                 tokenizer,
@@ -105,21 +151,12 @@ class Reader:
             )
         if not windows:
             return Reading((), 0.0, 0)
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        pad = tokenizer.pad_token_id or 0
         # one matrix over all windows; padding positions get -1e9 so no span can start or end there
         width = max(len(w.input_ids) for w in windows)
         S = np.full((len(windows), width), -1e9, dtype=np.float32)
         E = np.full((len(windows), width), -1e9, dtype=np.float32)
-        for i in range(0, len(windows), batch):
-            part = windows[i : i + batch]
-            ids, types, att = pad_batch(part, pad)
-            with torch.inference_mode():
-                out = model(input_ids=ids, token_type_ids=types, attention_mask=att)
-            s = out.start_logits.float().numpy()
-            e = out.end_logits.float().numpy()
-            for r, w in enumerate(part):
+        for i, s, e in self._logits(windows, batch):
+            for r, w in enumerate(windows[i : i + batch]):
                 m = len(w.input_ids)
                 S[i + r, :m], E[i + r, :m] = s[r, :m], e[r, :m]
         spans = sorted(best_spans(windows, S, E, int(meta["max_answer_tokens"])), key=lambda s: -s.score)

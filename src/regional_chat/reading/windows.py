@@ -31,10 +31,17 @@ class Window:
         return np.array([i for i, (s, _) in enumerate(self.offsets) if s >= 0], dtype=np.int64)
 
 
+def backend(tokenizer: Any) -> Any:
+    """The ``tokenizers.Tokenizer`` behind a transformers fast tokenizer, or the one given."""
+    return getattr(tokenizer, "backend_tokenizer", tokenizer)
+
+
 def trim_question(tokenizer: Any, question: str, max_tokens: int) -> str:
     """The question cut after ``max_tokens`` tokens (at a token's end, so it stays the user's own text)."""
-    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    offsets = enc["offset_mapping"]
+    tok = backend(tokenizer)
+    tok.no_truncation()
+    tok.no_padding()  # a tokenizer.json may pad (MiniLM's pads to 128): padding is never a token of the question
+    offsets = tok.encode(question, add_special_tokens=False).offsets
     if len(offsets) <= max_tokens:
         return question
     return question[: offsets[max_tokens - 1][1]]
@@ -53,7 +60,9 @@ def make_windows(
     """The windows of ``passages`` for ``question``, passage by passage, in order.
 
     Args:
-        tokenizer: a transformers fast tokenizer (offsets are needed).
+        tokenizer: a ``tokenizers.Tokenizer`` (or a transformers fast tokenizer: its backend is used),
+            the same windows as transformers' ``truncation="only_second"`` with ``stride`` and overflow.
+            It is not thread-safe (truncation is set per call): callers take turns.
         question: the question; cut to ``max_question_tokens`` tokens.
         passages: the texts to read.
         max_len: tokens per window, special tokens included.
@@ -73,34 +82,37 @@ def make_windows(
     shift = [len(h) + 1 if h else 0 for h in headers] if headers is not None else [0] * len(passages)
     texts = [f"{h}\n{t}" if n else t for h, t, n in zip(headers or [""] * len(passages), passages, shift)]
     question = trim_question(tokenizer, question, max_question_tokens)
-    enc = tokenizer(
-        [question] * len(passages),
-        texts,
-        truncation="only_second",
-        max_length=max_len,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        return_token_type_ids=True,
-        padding=False,
-    )
+    tok = backend(tokenizer)
+    tok.no_padding()
+    tok.enable_truncation(max_len, stride=stride, strategy="only_second")
+    try:
+        encodings = tok.encode_batch([(question, t) for t in texts], add_special_tokens=True)
+    finally:
+        tok.no_truncation()
     windows = []
-    for i, sample in enumerate(enc["overflow_to_sample_mapping"]):
-        seq = enc.sequence_ids(i)
-        k = shift[int(sample)]
-        offsets = tuple(
-            (int(o[0]) - k, int(o[1]) - k) if s == 1 and o[1] > o[0] and o[0] >= k else (-1, -1)
-            for s, o in zip(seq, enc["offset_mapping"][i])
-        )
-        windows.append(
-            Window(
-                passage=int(sample),
-                input_ids=tuple(enc["input_ids"][i]),
-                token_type_ids=tuple(enc["token_type_ids"][i]),
-                offsets=offsets,
+    for sample, first in enumerate(encodings):
+        k = shift[sample]
+        for enc in [first, *first.overflowing]:
+            offsets = tuple(
+                (int(o[0]) - k, int(o[1]) - k) if s == 1 and o[1] > o[0] and o[0] >= k else (-1, -1)
+                for s, o in zip(enc.sequence_ids, enc.offsets)
             )
-        )
+            windows.append(Window(passage=sample, input_ids=tuple(enc.ids), token_type_ids=tuple(enc.type_ids), offsets=offsets))
     return windows
+
+
+def pad_arrays(rows: Sequence[Any], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pad_batch`` as numpy arrays (int64): ids, token types, attention mask."""
+    n = max(len(r.input_ids) for r in rows)
+    ids = np.full((len(rows), n), pad_id, dtype=np.int64)
+    types = np.zeros((len(rows), n), dtype=np.int64)
+    att = np.zeros((len(rows), n), dtype=np.int64)
+    for i, r in enumerate(rows):
+        m = len(r.input_ids)
+        ids[i, :m] = r.input_ids
+        types[i, :m] = r.token_type_ids
+        att[i, :m] = 1
+    return ids, types, att
 
 
 def pad_batch(rows: Sequence[Any], pad_id: int) -> tuple[Any, Any, Any]:
@@ -111,16 +123,7 @@ def pad_batch(rows: Sequence[Any], pad_id: int) -> tuple[Any, Any, Any]:
     """
     import torch
 
-    n = max(len(r.input_ids) for r in rows)
-    ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
-    types = torch.zeros((len(rows), n), dtype=torch.long)
-    att = torch.zeros((len(rows), n), dtype=torch.long)
-    for i, r in enumerate(rows):
-        m = len(r.input_ids)
-        ids[i, :m] = torch.tensor(r.input_ids)
-        types[i, :m] = torch.tensor(r.token_type_ids)
-        att[i, :m] = 1
-    return ids, types, att
+    return tuple(torch.from_numpy(a) for a in pad_arrays(rows, pad_id))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
