@@ -116,3 +116,22 @@ def test_known_risk_capitalised_common_words_still_match():
     # Documented: a capitalised "Chad" is taken for the country, a person's name or not.
     assert found("Chad said") == [("TCD", "Chad", 0, 4)]
     assert found("Turkey and China") == [("TUR", "Turkey", 0, 6), ("CHN", "China", 11, 16)]
+
+
+def test_only_the_aliases_a_text_could_hold_are_compiled_and_nothing_else_changes():
+    """mentions() compiles the aliases whose anchor letters occur in the text: the same matches as all of them."""
+    from pathlib import Path
+
+    from regional_chat import countries as c
+
+    full = c._pattern()  # every alias, as before the subsets
+    texts = [line for path in sorted((Path(__file__).parent / "fixtures" / "corpus").rglob("*")) if path.is_file()
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts += ["Kazakhstan's 1993 speech", "Қазақстанның 1993 жылғы сөзі", "в Казахстане, Кыргызстане и Узбекистане",
+              "the Kyrgyz Republic and KAZ", "Türkiye, Côte d'Ivoire, the United States of America", "Омана и Мали", "—"]
+    for text in texts:
+        normal = text.translate(c._SAME_LENGTH)
+        want = [(c._owner(m), m.start(), m.end()) for m in full.finditer(normal) if c._owner(m)]
+        assert [(found.iso3, s, e) for found, s, e in mentions(text)] == want, text
+    chosen = c._pattern("What did Kazakhstan propose in its 1993 speech?").groupindex
+    assert 0 < len(chosen) < len(full.groupindex) / 10  # a question compiles a small part of the aliases

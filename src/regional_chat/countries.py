@@ -273,6 +273,7 @@ class _Table:
     by_code: dict[str, Country]
     by_key: dict[str, Country]
     alternatives: tuple[tuple[str, str | None], ...]  # (regex, iso3 or None for a blocker), longest first
+    anchors: tuple[str, ...]  # per alternative: lower-case letters any text it matches must contain
 
 
 @functools.cache
@@ -346,16 +347,41 @@ def _table() -> _Table:
         by_code={code: countries[iso3] for code, iso3 in codes.items()},
         by_key={key: countries[iso3] for key, iso3 in by_key_code.items()},
         alternatives=tuple((regex, iso3) for _, regex, iso3 in alternatives),
+        anchors=tuple(_anchor(alias) for alias, _, _ in alternatives),
     )
 
 
-@functools.cache
-def _pattern() -> re.Pattern[str]:
-    """One regex over every alias, group ``a{i}`` for alternative i (compiled once, apart: it is the slow part)."""
+def _anchor(alias: str) -> str:
+    """The first letters (at most two) of an alias's first word that every form of it keeps.
+
+    A Cyrillic word keeps its stem whatever its ending, so the anchor comes from the stem;
+    case does not count (most aliases match in any case).
+    """
+    first = re.split(r"[\s\-–—]+", alias.translate(_SAME_LENGTH).strip())[0]
+    if _CYRILLIC_WORD.fullmatch(first) and not first.isupper():
+        first = _stem(first)[0]
+    return first.lower()[:2]
+
+
+def _pattern(text: str | None = None) -> re.Pattern[str]:
+    """The regex over the aliases that could occur in ``text`` (all of them for None), group ``a{i}`` for alternative i.
+
+    Compiling the alternation of every alias (about a thousand) took most of a second, on every
+    question of a one-off ``ask``. An alias whose anchor letters are not in the text cannot match
+    there; leaving it out changes nothing, since the alternatives keep their order (longest first).
+    """
+    table = _table()
+    if text is None:
+        return _compiled(tuple(range(len(table.alternatives))))
+    lowered = text.lower()
+    return _compiled(tuple(i for i, anchor in enumerate(table.anchors) if anchor in lowered))
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(chosen: tuple[int, ...]) -> re.Pattern[str]:
     alternatives = _table().alternatives
-    return re.compile(
-        r"(?<!\w)(?:" + "|".join(f"(?P<a{i}>{regex})" for i, (regex, _) in enumerate(alternatives)) + r")(?!\w)"
-    )
+    body = "|".join(f"(?P<a{i}>{alternatives[i][0]})" for i in chosen) or r"(?!x)x"  # nothing chosen: never matches
+    return re.compile(r"(?<!\w)(?:" + body + r")(?!\w)")
 
 
 def _owner(match: re.Match[str]) -> str | None:
@@ -389,7 +415,7 @@ def country(code_or_name: str) -> Country | None:
         if found is not None:
             return found
     for variant in (text, text[:1].upper() + text[1:]):
-        match = _pattern().fullmatch(variant)
+        match = _pattern(variant).fullmatch(variant)
         if match:
             iso3 = _owner(match)
             return table.by_code[iso3] if iso3 else None
@@ -409,7 +435,8 @@ def mentions(text: str) -> list[tuple[Country, int, int]]:
     """
     table = _table()
     found = []
-    for match in _pattern().finditer(text.translate(_SAME_LENGTH)):
+    normal = text.translate(_SAME_LENGTH)
+    for match in _pattern(normal).finditer(normal):
         iso3 = _owner(match)
         if iso3 is not None:
             found.append((table.by_code[iso3], match.start(), match.end()))
