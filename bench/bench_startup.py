@@ -1,6 +1,6 @@
 """Start-up: `regional-chat ask` from a cold process to the printed answer; the web app from launch to its first answer.
 
-    .venv/bin/python bench/bench_startup.py [--repeats 5] [--large /tmp/rc-bench/synthetic-200000]
+    .venv/bin/python bench/bench_startup.py [--repeats 5] [--model e5] [--large /tmp/rc-bench/synthetic-200000]
     .venv/bin/python bench/bench_startup.py --encoders    # cold ask with MiniLM and with e5, English and Russian
 
 Indexes: the seed corpus (corpus/, built here into /tmp/rc-bench/seed-index) and, when present,
@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--large", default=str(benchlib.WORK / "synthetic-200000"))
     parser.add_argument("--web-repeats", type=int, default=2)
+    parser.add_argument("--model", default="e5", help="the encoder of the seed index (default e5, the default encoder)")
     parser.add_argument("--encoders", action="store_true",
                         help="only cold `ask` on the seed corpus with each encoder (MiniLM, e5; English and Russian questions): startup-encoders.json")
     args = parser.parse_args()
@@ -133,7 +134,7 @@ def main() -> None:
                 print(model, lang, ask, file=sys.stderr)
         benchlib.write("startup-encoders.json", result)
         return
-    seed = ensure_seed_index()
+    seed = ensure_seed_index(args.model)
     targets = {"seed": (benchlib.ROOT / "corpus", seed)}
     large = Path(args.large)
     if (large / "index" / "CURRENT").is_file():
@@ -141,11 +142,11 @@ def main() -> None:
     else:
         print(f"no index in {large}: run bench/bench_scale.py first for the 200k figures", file=sys.stderr)
     for name, (corpus, index) in targets.items():
-        ask = time_ask(index, args.repeats)
+        ask = time_ask(index, args.repeats, args.model if name == "seed" else "minilm")
         print(name, "ask", ask, file=sys.stderr)
         web_runs = [time_web(corpus, index) for _ in range(args.web_repeats)]
         print(name, "web", web_runs, file=sys.stderr)
-        result[name] = {"index": str(index), "ask": ask, "web": web_runs,
+        result[name] = {"index": str(index), "model": args.model if name == "seed" else "minilm", "ask": ask, "web": web_runs,
                         "web_first_answer_median_s": benchlib.median([w["first_answer_s"] for w in web_runs])}
     benchlib.write("startup.json", result)
 

@@ -102,6 +102,8 @@ def _serving_threads() -> None:
             sys.modules["torch"].set_num_threads(threads)
         else:  # a question may never need torch (the numpy encoder and reader): importing it costs a second
             os.environ["OMP_NUM_THREADS"] = str(threads)  # what torch starts with when it is imported
+        if "numpy" not in sys.modules:  # numpy's OpenBLAS reads it once, at import: a second spinning thread
+            os.environ["OPENBLAS_NUM_THREADS"] = str(threads)  # cost 0.5 s of CPU in a one-off ask, no wall time
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -177,7 +179,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     question = " ".join(args.question)
     settings = _settings(args)
-    _serving_threads()
     try:
         filters = filter_from(args.where or (), since=args.since or "", until=args.until or "")
     except ValueError as exc:
@@ -205,8 +206,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, format_report
 
-    _serving_threads()
-
     result = evaluate(
         args.file,
         args.index,
@@ -228,8 +227,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from . import web  # imports gradio: only when serving
-
-    _serving_threads()
 
     web.serve(
         args.corpus, args.index, _settings(args), host=args.host, port=args.port, read_only=args.read_only,
@@ -281,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", choices=("numpy", "torch"), default="numpy",
         help="what runs the encoder and the reader: numpy (default for one question: nothing heavy to import) or torch",
     )
-    p.set_defaults(func=cmd_ask)
+    p.set_defaults(func=cmd_ask, serving=True)
 
     p = sub.add_parser("eval", help="measure retrieval and answers on a SQuAD-format file")
     p.add_argument("file", help="SQuAD v1.1 or v2.0 JSON file")
@@ -296,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--articles", type=_article_list, default=None, help="ask only these articles' questions: indices in the file, e.g. 1,3,5 (all paragraphs stay indexed)")
     p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, serving=True)
 
     p = sub.add_parser("serve", help="serve the web chat at http://127.0.0.1:7860 (updates the index first)")
     p.add_argument("--host", default=os.environ.get("REGIONAL_CHAT_HOST", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
@@ -307,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-only", action="store_true", default=os.environ.get("REGIONAL_CHAT_READ_ONLY", "") not in ("", "0", "false"), help="no panel to add documents")
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("REGIONAL_CHAT_CONCURRENCY", "4")), help="questions answered at once (default 4)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, dest="max_upload_mb", help="size limit of an added file (default 10)")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, serving=True)
 
     return parser
 
@@ -321,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"error: --store takes milvus:<file-or-URI>, got {args.store!r} (the embedded store is the --index folder).", err=True)
             return 2
         args.index = args.store  # every command reads the index location from --index
+    if getattr(args, "serving", False):
+        _serving_threads()  # ask, eval, serve: before anything imports numpy or torch
     from .documents import CorpusError
     from .embedding import EmbedderError
     from .store.manifest import IndexStateError
