@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..chunking import Chunker
-from ..documents import SUPPORTED, CorpusError, Notice, list_files, read_documents, sha256_file
+from ..documents import Notice, read_documents, sha256_file
 from ..embedding import Embedder, make_embedder
 from .. import index_kinds
 from ..settings import Settings
@@ -43,7 +43,7 @@ from ..types import BuildReport, Chunk, Document
 from .catalogue import Catalogue
 from .manifest import (
     REPAIR_COMMAND, REPAIR_HINT, DocEntry, IndexCorruptError, IndexNotFoundError, IndexStateError, Manifest, Plan, build_lock,
-    build_report, plan_changes, reason_of,
+    build_report, list_corpus, plan_build, reason_of,
 )
 
 CURRENT = "CURRENT"
@@ -557,15 +557,7 @@ def build_folder(
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     root = Path(index_dir)
     corpus = Path(corpus_dir)
-    listing: list[str] = []  # links and entries skipped while listing the corpus
-
-    def skip(msg: str) -> None:
-        warn(msg)
-        listing.append(msg)
-
-    files = list_files(corpus, warn=skip)  # fails early, before any lock or model, on a missing corpus
-    if not files:
-        raise CorpusError(f"corpus {corpus} holds no {SUPPORTED} file: add documents and build again.")
+    files, listing = list_corpus(corpus, warn)  # fails early, before any lock or model, on a missing corpus
     with build_lock(root, wait=wait):
         _remove_stale(root)
         embedder = embedder or make_embedder(settings)
@@ -587,14 +579,7 @@ def build_folder(
                     "every document is embedded again."
                 )
                 old_path, old, full = None, None, True
-        plan = plan_changes(files, old, warn)
-        plan.skipped[:0] = listing
-        documents = len(plan.unchanged) + len(plan.added) + len(plan.changed)
-        if documents == 0:
-            raise CorpusError(
-                f"corpus {corpus} holds no readable document ({len(plan.skipped)} file(s) skipped): "
-                f"add {SUPPORTED} files with text and build again."
-            )
+        plan, documents = plan_build(files, listing, old, corpus, warn)
         kind_changes = old is not None and index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind) != old.index_kind
         if old is not None and not plan.changes and not plan.stats_changed and not kind_changes and not force:
             return build_report(plan, documents, old.chunks, 0, started, full)

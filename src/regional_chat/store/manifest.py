@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ..documents import DocumentError, Notice, SourceFile, read_documents
+from ..documents import SUPPORTED, CorpusError, DocumentError, Notice, SourceFile, list_files, read_documents
 from ..embedding import Embedder
 from ..settings import Settings
 from ..types import BuildReport
@@ -211,6 +211,42 @@ class Plan:
     @property
     def changes(self) -> bool:
         return bool(self.added or self.changed or self.removed)
+
+
+def list_corpus(corpus: Path, warn: Callable[[str], None]) -> tuple[list[SourceFile], list[str]]:
+    """The corpus's files, and what was skipped while listing it (each also given to ``warn``).
+
+    Raises:
+        CorpusError: the corpus is missing or holds no supported file (before any lock or model).
+    """
+    listing: list[str] = []
+
+    def skip(msg: str) -> None:
+        warn(msg)
+        listing.append(msg)
+
+    files = list_files(corpus, warn=skip)
+    if not files:
+        raise CorpusError(f"corpus {corpus} holds no {SUPPORTED} file: add documents and build again.")
+    return files, listing
+
+
+def plan_build(files: list[SourceFile], listing: list[str], old: Manifest | None, corpus: Path,
+               warn: Callable[[str], None]) -> tuple[Plan, int]:
+    """``plan_changes``, the listing's skips first, and how many readable documents the corpus holds.
+
+    Raises:
+        CorpusError: no file could be read.
+    """
+    plan = plan_changes(files, old, warn)
+    plan.skipped[:0] = listing
+    documents = len(plan.unchanged) + len(plan.added) + len(plan.changed)
+    if documents == 0:
+        raise CorpusError(
+            f"corpus {corpus} holds no readable document ({len(plan.skipped)} file(s) skipped): "
+            f"add {SUPPORTED} files with text and build again."
+        )
+    return plan, documents
 
 
 def plan_changes(files: list[SourceFile], old: Manifest | None, warn: Callable[[str], None]) -> Plan:

@@ -47,12 +47,12 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..chunking import Chunker
-from ..documents import SUPPORTED, CorpusError, Notice, list_files, read_documents
+from ..documents import Notice, read_documents
 from ..embedding import Embedder, make_embedder
 from ..facets import context_header, lexical_header
 from ..settings import Settings
 from .catalogue import Catalogue
-from .manifest import DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, build_lock, build_report, plan_changes
+from .manifest import DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, build_lock, build_report, list_corpus, plan_build
 from ..retrieval import BM25_B, BM25_K1
 from ..text import Tokenizer
 from ..types import BuildReport, Chunk, Document
@@ -546,15 +546,7 @@ def build_milvus(
     warn = warn or (lambda msg: print(f"warning: {msg}", flush=True))
     loc = parse(location)
     corpus = Path(corpus_dir)
-    listing: list[str] = []
-
-    def skip(msg: str) -> None:
-        warn(msg)
-        listing.append(msg)
-
-    files = list_files(corpus, warn=skip)
-    if not files:
-        raise CorpusError(f"corpus {corpus} holds no {SUPPORTED} file: add documents and build again.")
+    files, listing = list_corpus(corpus, warn)
     # Milvus has no lock to take: builds on one machine take turns on a file lock named after the store
     # (two machines building into one store at once is not guarded: schedule one builder)
     with build_lock(_lock_folder(loc), wait=wait):
@@ -586,11 +578,7 @@ def _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, o
         if old is not None and old.index_params.get("terms") != TERMS:
             warn("the store's BM25 terms were made another way: every document is indexed again.")
             old = None
-        plan = plan_changes(files, old, warn)
-        plan.skipped[:0] = listing
-        documents = len(plan.unchanged) + len(plan.added) + len(plan.changed)
-        if documents == 0:
-            raise CorpusError(f"corpus {corpus} holds no readable document ({len(plan.skipped)} file(s) skipped): add {SUPPORTED} files with text and build again.")
+        plan, documents = plan_build(files, listing, old, corpus, warn)
         if old is not None and not plan.changes and not plan.stats_changed:
             return build_report(plan, documents, old.chunks, 0, started, full)
         # leftovers of a killed build (numbers past the live one) are nobody's: drop them first
