@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +39,51 @@ def settings() -> Settings:
 @pytest.fixture
 def embedder() -> HashingEmbedder:
     return HashingEmbedder(64)
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from regional_chat.embedding import HashingEmbedder
+    from regional_chat.build import build_index
+    from regional_chat.settings import Settings
+
+    class SlowEmbedder(HashingEmbedder):
+        def embed_passages(self, texts):
+            time.sleep(float(sys.argv[3]))  # long enough for the parent to kill us mid-way
+            return super().embed_passages(texts)
+
+    def progress(done, total):
+        print(f"progress {done} {total}", flush=True)
+
+    build_index(sys.argv[1], sys.argv[2], Settings(model="hashing:64", chunk_tokens=40, chunk_overlap=1, embed_buffer=8),
+                embedder=SlowEmbedder(64), on_progress=progress, warn=lambda m: None)
+    print("finished", flush=True)
+    """
+)
+
+
+def kill_build_midway(corpus: Path, location: str | Path, tmp_path: Path, *, pause: float, seconds: float) -> int:
+    """Build ``corpus`` into ``location`` in another process and kill -9 it once half the documents are embedded.
+
+    Returns how many documents it had embedded when killed (the test fails when it finished first).
+    """
+    script = tmp_path / "kill_me.py"
+    script.write_text(_KILL_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(corpus), str(location), str(pause)], stdout=subprocess.PIPE, text=True)
+    killed_at, deadline = None, time.time() + seconds
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("progress"):
+            done, total = map(int, line.split()[1:])
+            if done >= total // 2:
+                proc.send_signal(signal.SIGKILL)
+                killed_at = done
+                break
+        assert time.time() < deadline
+    proc.wait()
+    assert killed_at is not None and proc.returncode == -signal.SIGKILL
+    return killed_at
 
 
 def shared_data(name: str) -> Path:

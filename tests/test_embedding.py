@@ -39,7 +39,6 @@ def seed_passages() -> list[str]:
 def test_real_model_vectors_are_unit_length_in_either_dtype(dtype, model, seed_passages):
     embedder = make_embedder(Settings(model=model, dtype=dtype))  # bfloat16 runs on any CPU, natively or emulated
     assert embedder.dtype == dtype
-    embedder.warm_up()  # torch in this dtype for every call (before it, a few texts go through the numpy encoder)
     for vectors in (embedder.embed_queries(QUESTIONS), embedder.embed_passages(seed_passages),
                     embedder.embed_passages(seed_passages * 30)):  # one batch, and encode()'s batched path
         assert vectors.dtype == np.float32
@@ -53,7 +52,6 @@ def test_bfloat16_and_float32_rank_the_seed_passages_the_same(model, seed_passag
     rankings = {}
     for dtype in ("bfloat16", "float32"):
         embedder = make_embedder(Settings(model=model, dtype=dtype))
-        embedder.warm_up()  # torch in this dtype, not the numpy encoder (float32 whatever the setting)
         scores = embedder.embed_queries(QUESTIONS) @ embedder.embed_passages(seed_passages).T
         rankings[dtype] = np.argsort(-scores, axis=1)[:, :3].tolist()  # each question's top three passages
     assert rankings["bfloat16"] == rankings["float32"]

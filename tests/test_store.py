@@ -6,20 +6,18 @@ Every test here runs once per backend (``index_location`` in conftest.py); the s
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
 
+from conftest import kill_build_midway
 from regional_chat.embedding import HashingEmbedder
 from regional_chat.store.manifest import IndexNotFoundError
 from regional_chat.build import build_index
-from regional_chat.store import load_index
+from regional_chat.store import is_milvus, load_index
 from regional_chat.retrieval import Retriever
-from regional_chat.store import is_milvus
 from regional_chat.types import Filter
 
 QUESTIONS = ["Trans-Caspian cargo 2023", "Dushanbe water conference", "border post vehicles", "Aktau Baku ferry", "reservoirs flow data"]
@@ -155,28 +153,6 @@ def test_a_store_with_nothing_built_says_so(index_location, settings, embedder):
         load_index(index_location, settings, embedder)
 
 
-KILL_SCRIPT = textwrap.dedent(
-    """
-    import sys, time
-    from regional_chat.embedding import HashingEmbedder
-    from regional_chat.build import build_index
-    from regional_chat.settings import Settings
-
-    class SlowEmbedder(HashingEmbedder):
-        def embed_passages(self, texts):
-            time.sleep(0.05)
-            return super().embed_passages(texts)
-
-    def progress(done, total):
-        print(f"progress {done} {total}", flush=True)
-
-    build_index(sys.argv[1], sys.argv[2], Settings(model="hashing:64", chunk_tokens=40, chunk_overlap=1, embed_buffer=8),
-                embedder=SlowEmbedder(64), on_progress=progress, warn=lambda m: None)
-    print("finished", flush=True)
-    """
-)
-
-
 @pytest.mark.timeout(300)
 def test_kill_9_in_the_middle_of_a_build_leaves_the_previous_index_answering(corpus, index_location, settings, embedder, tmp_path):
     build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
@@ -187,20 +163,7 @@ def test_kill_9_in_the_middle_of_a_build_leaves_the_previous_index_answering(cor
         from regional_chat.store.milvus import release
 
         release(str(index_location))  # a milvus-lite file is open in one process at a time
-    script = tmp_path / "kill_me.py"
-    script.write_text(KILL_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(corpus), str(index_location)], stdout=subprocess.PIPE, text=True)
-    killed_at, deadline = None, time.time() + 180
-    for line in proc.stdout:
-        if line.startswith("progress"):
-            done, total = map(int, line.split()[1:])
-            if done >= total // 2:
-                proc.send_signal(signal.SIGKILL)
-                killed_at = done
-                break
-        assert time.time() < deadline
-    proc.wait()
-    assert killed_at is not None and proc.returncode == -signal.SIGKILL
+    kill_build_midway(corpus, index_location, tmp_path, pause=0.05, seconds=180)
     assert _results(index_location, settings, embedder) == before  # the previous generation, whole
     report = build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
     assert report.added == 120

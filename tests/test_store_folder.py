@@ -1,16 +1,10 @@
 import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import SEED
+from conftest import SEED, kill_build_midway
 from regional_chat.documents import CorpusError
 from regional_chat.embedding import HashingEmbedder
 from regional_chat.store.folder import CURRENT
@@ -213,28 +207,6 @@ def test_a_second_build_refuses_while_one_runs(corpus, tmp_path, settings, embed
     assert _build(corpus, ix, settings, embedder).unchanged == 4  # the lock is free again
 
 
-KILL_SCRIPT = textwrap.dedent(
-    """
-    import sys, time
-    from regional_chat.embedding import HashingEmbedder
-    from regional_chat.build import build_index
-    from regional_chat.settings import Settings
-
-    class SlowEmbedder(HashingEmbedder):
-        def embed_passages(self, texts):
-            time.sleep(0.02)  # long enough for the parent to kill us mid-way
-            return super().embed_passages(texts)
-
-    def progress(done, total):
-        print(f"progress {done} {total}", flush=True)
-
-    build_index(sys.argv[1], sys.argv[2], Settings(model="hashing:64", chunk_tokens=40, embed_buffer=8),
-                embedder=SlowEmbedder(64), on_progress=progress, warn=lambda m: None)
-    print("finished", flush=True)
-    """
-)
-
-
 def test_kill_9_in_the_middle_of_a_build_leaves_the_previous_index_intact(corpus, tmp_path, settings, embedder):
     ix = tmp_path / "ix"
     _build(corpus, ix, settings, embedder)
@@ -242,21 +214,7 @@ def test_kill_9_in_the_middle_of_a_build_leaves_the_previous_index_intact(corpus
     generation = (ix / CURRENT).read_text()
     for i in range(300):  # a large addition to the corpus
         (corpus / f"bulk-{i:03d}.txt").write_text(f"Bulletin {i}.\n" + "Water and cargo news of the day. " * 30 + "\n")
-    script = tmp_path / "kill_me.py"
-    script.write_text(KILL_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(corpus), str(ix)], stdout=subprocess.PIPE, text=True)
-    killed_at = None
-    deadline = time.time() + 120
-    for line in proc.stdout:
-        if line.startswith("progress"):
-            done, total = map(int, line.split()[1:])
-            if done >= total // 2:
-                proc.send_signal(signal.SIGKILL)
-                killed_at = done
-                break
-        assert time.time() < deadline
-    proc.wait()
-    assert killed_at is not None and proc.returncode == -signal.SIGKILL
+    kill_build_midway(corpus, ix, tmp_path, pause=0.02, seconds=120)
     assert list(ix.glob(".tmp-*")), "the killed build was writing a temporary generation"
     assert (ix / CURRENT).read_text() == generation
     assert _search(ix, HashingEmbedder(64)) == before  # the old index is loadable and unchanged
