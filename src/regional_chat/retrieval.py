@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from .store import BM25_B, BM25_K1
 from .text import TOKEN_FORMAT, WORD, Tokenizer, script_of
 from .settings import Settings
 from .types import Chunk, Filter, Hit
@@ -36,7 +37,6 @@ if TYPE_CHECKING:  # bm25s and PyStemmer load only when a lexical index is built
 MODES = ("dense", "lexical", "hybrid")
 FUSION_METHODS = ("rrf", "minmax", "zscore")
 BM25_METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+")
-BM25_K1, BM25_B = 0.9, 0.9  # won on SQuAD with ATIRE's idf (bench/bench_bm25.py); the Milvus store sets them too
 
 _TOKENIZER_FILE = "tokenizer.json"
 _IDS_FILE = "ids.npy"

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from ..types import Chunk, Document
 
 MILVUS = "milvus:"
+# BM25's k1 and b, on both stores (bm25s in the folder, Milvus's BM25 index): they won on SQuAD with
+# ATIRE's idf (bench/bench_bm25.py)
+BM25_K1, BM25_B = 0.9, 0.9
 
 
 def is_milvus(location: str | Path | None) -> bool:

@@ -53,10 +53,9 @@ from ..facets import context_header, lexical_header
 from ..settings import Settings
 from .catalogue import Catalogue
 from .manifest import DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, build_lock, build_report, list_corpus, plan_build
-from ..retrieval import BM25_B, BM25_K1
 from ..text import Tokenizer
 from ..types import BuildReport, Chunk, Document
-from . import MILVUS
+from . import BM25_B, BM25_K1, MILVUS
 
 DEFAULT_NAME = "regional_chat"
 TEXT_PART = 16_000  # characters of a document per row: at most 64,000 bytes of UTF-8, under VARCHAR's 65,535
