@@ -19,10 +19,9 @@ from typing import Callable, Sequence
 from .embedding import Embedder, make_embedder
 from .store.folder import Index
 from .build import build_index
-from .store import live_generation, load_index, recorded_model
+from .store import is_milvus, live_generation, load_index, recorded_model
 from .settings import MAX_K, Settings
 from .facets import Understood, describe_filter, understand
-from .store import is_milvus
 from .types import Answer, BuildReport, Document, Filter, Hit
 
 FOLLOW_SECONDS = 5.0  # how often a serving assistant looks for a generation another process built

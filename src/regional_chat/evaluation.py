@@ -242,8 +242,7 @@ def evaluate(
     from .assistant import Assistant
     from .embedding import make_embedder
     from .build import build_index
-    from .store import load_index
-    from .store import is_milvus
+    from .store import is_milvus, load_index
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")

@@ -95,8 +95,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def load_direct(folder: Path) -> tuple[Any, Any]:
-    """The shipped reader run in numpy (``encoder.SpanScorer``, float32) and its ``tokenizers.Tokenizer``.
+def load_direct(folder: Path, meta: dict[str, Any]) -> tuple[Any, Any]:
+    """The shipped reader in ``folder`` (``meta``: its ``read_meta``) run in numpy (``encoder.SpanScorer``, float32)
+    and its ``tokenizers.Tokenizer``.
 
     What a one-off question uses: neither torch nor transformers is imported. The logits are
     transformers' float32 ones to 1e-4 (tests/test_reading.py).
@@ -105,7 +106,6 @@ def load_direct(folder: Path) -> tuple[Any, Any]:
 
     from ..encoder import SpanScorer, read_safetensors
 
-    meta = read_meta(folder)
     words = None
     tok_folder = folder
     if meta["backbone"] == "e5":

@@ -58,11 +58,12 @@ class Reader:
 
     def __init__(self, folder: str | Path | None = None, threads: int | None = None, dtype: str = "auto", engine: str = "torch") -> None:
         from ..embedding import cpu_has_bf16
+        from ..settings import ENGINES
 
         if dtype not in ("auto", "bfloat16", "float32"):
             raise ValueError(f"dtype must be auto, bfloat16 or float32, got {dtype!r}.")
-        if engine not in ("torch", "numpy"):
-            raise ValueError(f"engine must be torch or numpy, got {engine!r}.")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be {' or '.join(ENGINES)}, got {engine!r}.")
         self.engine = engine
         self.folder = Path(folder) if folder is not None else WEIGHTS
         self.threads = threads
@@ -90,7 +91,7 @@ class Reader:
                 if self._direct is None:
                     from .model import load_direct
 
-                    self._direct = load_direct(self.folder)
+                    self._direct = load_direct(self.folder, self.meta)
         return self._direct
 
     def warm_up(self) -> None:
