@@ -36,7 +36,6 @@ import argparse
 import json
 import random
 import re
-import subprocess
 import sys
 import time
 import zlib
@@ -273,11 +272,7 @@ def do_serve(index: Path, n_questions: int, torch_threads: int = 0) -> dict:
 
 
 def in_subprocess(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
-    if out.returncode:
-        sys.stderr.write(out.stderr[-4000:])
-        raise SystemExit(f"bench_scale.py {' '.join(args)} failed")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return benchlib.in_subprocess(__file__, *args)
 
 
 # --------------------------------------------------------------------------- recall

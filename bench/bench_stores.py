@@ -146,11 +146,7 @@ def do_serve(store: str, size: int, n_questions: int) -> dict:
 
 
 def in_subprocess(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
-    if out.returncode:
-        sys.stderr.write(out.stderr[-4000:])
-        raise SystemExit(f"bench_stores.py {' '.join(args)} failed")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return benchlib.in_subprocess(__file__, *args)
 
 
 def main() -> None:

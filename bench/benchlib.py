@@ -11,6 +11,7 @@ import platform
 import resource
 import shlex
 import statistics
+import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -127,3 +128,12 @@ def spread(items: list, n: int) -> list:
         return list(items)
     step = len(items) / n
     return [items[int(i * step)] for i in range(n)]
+
+
+def in_subprocess(script: str, *args: str) -> dict:
+    """Run one step of a benchmark script in a fresh process; its last line of output is its JSON result."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    if out.returncode:
+        sys.stderr.write(out.stderr[-4000:])
+        raise SystemExit(f"{Path(script).name} {' '.join(args)} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
