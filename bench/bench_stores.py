@@ -16,7 +16,9 @@ Per size and store, each in a fresh process:
     dense search, BM25, fusion, chunk texts) on SQuAD questions: load time, RSS after the
     questions, p50/p95 latency. The reader is left out: it reads the same passages on both stores
     and costs the same (docs/BENCHMARKS.md, the reader's figures).
-Writes bench/results/stores.json.
+Writes bench/results/stores.json. ``breakdown`` (after a run, on the stores it built): the calls one
+search makes (dense k=50, BM25 k=50, BM25 with the scores of the 50 dense candidates, five chunk
+texts), each timed apart, median of 10; merged into the same file.
 """
 
 from __future__ import annotations
@@ -145,13 +147,41 @@ def do_serve(store: str, size: int, n_questions: int) -> dict:
     }
 
 
+def do_breakdown(store: str, size: int, repeats: int = 10) -> dict:
+    """Where a search's time goes on a built store: the calls ``Assistant.search`` makes, timed apart (medians)."""
+    from regional_chat.store import load_index
+
+    _, vectors = bench_scale.base_pool()
+    index = load_index(location(store, size))
+    query = "Kazakhstan water conference Dushanbe 2023"
+    ids = [i for i, _ in index.search(vectors[:1], 50)[0]]
+
+    def median_ms(call) -> float:
+        times = []
+        for n in range(repeats):
+            t = time.perf_counter()
+            call(n)
+            times.append(time.perf_counter() - t)
+        return round(1000 * benchlib.median(times), 1)
+
+    out = {
+        "dense_k50_ms": median_ms(lambda n: index.search(vectors[n : n + 1], 50)),
+        "bm25_k50_ms": median_ms(lambda n: index.lexical.search_and_score(query, 50, [])),
+        "bm25_k50_and_scores_of_50_ids_ms": median_ms(lambda n: index.lexical.search_and_score(query, 50, ids)),
+        "texts_of_5_chunks_ms": median_ms(lambda n: index.chunks(ids[:5])),
+        "repeats": repeats, "load_1min": benchlib.load_average()[0],
+    }
+    index.close()
+    return out
+
+
 def in_subprocess(*args: str) -> dict:
     return benchlib.in_subprocess(__file__, *args)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("step", nargs="?", default="all", choices=("all", "build", "serve"))
+    p.add_argument("step", nargs="?", default="all", choices=("all", "build", "serve", "breakdown"))
     p.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
     p.add_argument("--questions", type=int, default=200)
     p.add_argument("--store", choices=STORES)
@@ -163,6 +193,20 @@ def main() -> None:
         return
     if args.step == "serve":
         print(json.dumps(do_serve(args.store, args.size, args.questions)))
+        return
+    if args.step == "breakdown" and args.store:
+        print(json.dumps(do_breakdown(args.store, args.size)))
+        return
+    if args.step == "breakdown":  # on the stores an earlier run built; merged into stores.json
+        result = benchlib.read(RESULT) or {}
+        found = result.setdefault("breakdown", {})
+        for size in args.sizes:
+            for store in [s for s in args.stores if s != "milvus-server"]:  # the server's data is gone with it
+                found[f"{store}-{size}"] = row = in_subprocess("breakdown", "--store", store, "--size", str(size))
+                print(size, store, row, flush=True)
+        result["breakdown_command"] = "bench/bench_stores.py " + " ".join(sys.argv[1:])
+        result["breakdown_date"] = benchlib.header()["date"]
+        benchlib.write(RESULT, result)
         return
     texts, _ = bench_scale.base_pool()
     result = benchlib.header() | {"command": "bench/bench_stores.py " + " ".join(sys.argv[1:]), "sizes": {}}
