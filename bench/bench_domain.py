@@ -73,11 +73,11 @@ def is_right(row: dict, text: str, doc_id: str) -> bool:
 def judge(row: dict, answer) -> dict:
     golds = [a["text"] for a in row["answers"]]
     out = {"id": row["id"], "kind": row["kind"], "language": row["language"], "answerable": row["answerable"], "found": answer.found,
-           "confidence": answer.confidence, "text": answer.text if answer.found else "", "quote_doc": answer.quotes[0].doc_id if answer.quotes else ""}
+           "confidence": answer.confidence, "text": answer.headline() if answer.found else "", "quote_doc": answer.quotes[0].doc_id if answer.quotes else ""}
     if row["answerable"]:
-        f1 = max(f1_score(answer.text, golds), 0.0) if answer.found else 0.0
+        f1 = max(f1_score(answer.headline(), golds), 0.0) if answer.found else 0.0
         out["f1"] = round(f1, 3)
-        out["right"] = bool(answer.found and is_right(row, answer.text, answer.quotes[0].doc_id if answer.quotes else ""))
+        out["right"] = bool(answer.found and is_right(row, answer.headline(), answer.quotes[0].doc_id if answer.quotes else ""))
         shown = answer.quotes or answer.related
         out["quote_holds_answer"] = bool(shown) and any(" ".join(g.split()) in " ".join(shown[0].text.split()) for g in golds)
     else:

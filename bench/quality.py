@@ -213,7 +213,7 @@ def render() -> str:
         "",
         "- `*_recall@k` / `*_mrr`: the question's own paragraph among the first k distinct paragraphs retrieved.",
         "- `sentence_hit@1`: the first quote (or, when the assistant abstains, the first related passage) contains a gold answer.",
-        "- `short_em` / `short_f1`: `Answer.text` scored against the gold answers with the official normalisation, the",
+        "- `short_em` / `short_f1`: the answer shown first (`Answer.short`, else its quote) scored against the gold answers with the official normalisation, the",
         "  short answer taken even where the confidence is under the threshold (`Assistant.answer(..., abstain=False)`);",
         "  `*_as_answered` counts an abstention as",
         "  an empty answer. `sentence_em` / `sentence_f1` score the whole best sentence instead, for comparison.",

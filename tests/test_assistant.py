@@ -3,7 +3,8 @@ import threading
 import pytest
 
 from conftest import SEED
-from regional_chat.assistant import Assistant, context_terms, expand_question, needs_context
+from regional_chat.assistant import Assistant
+from regional_chat.conversation import Conversation
 from regional_chat.build import build_index
 from regional_chat.store import load_index
 from regional_chat.settings import Settings
@@ -15,33 +16,6 @@ def bot(corpus, index_location, settings):
     """An assistant over the fixture corpus, once on each backend (index folder, milvus-lite, Milvus server)."""
     build_index(corpus, index_location, settings, warn=lambda m: None)
     return Assistant.load(index_location, settings, corpus_dir=corpus)
-
-
-def test_needs_context():
-    assert needs_context("When was it founded?")
-    assert needs_context("And his organization?")
-    assert needs_context("Когда его основали?")
-    assert needs_context("Why?")
-    assert not needs_context("Where is the UNRCCA headquartered?")
-
-
-def test_context_terms_prefer_names_and_leave_numbers_out():
-    assert context_terms("Kaha Imnadze heads the UN Regional Center for Preventive Diplomacy, founded in 2007.") == [
-        "Kaha Imnadze",
-        "UN Regional Center for Preventive Diplomacy",
-        "heads",
-        "founded",
-    ]
-
-
-def test_expand_question_uses_the_latest_answer_first():
-    quote = Quote("d", "t", "", 0, 10, "He met Kaha Imnadze, head of UNRCCA.", 0.9, (7, 19))
-    first = Answer(question="Who did Nurtleu meet?", found=True, text="Kaha Imnadze", confidence=0.9, quotes=(quote,))
-    assert expand_question("When was his organization founded?", [first]) == (
-        "When was his organization founded? (Kaha Imnadze UNRCCA met head Nurtleu meet)"
-    )
-    assert expand_question("Where is the UNRCCA headquartered?", [first]) == "Where is the UNRCCA headquartered?"
-    assert expand_question("When was it founded?", []) == "When was it founded?"
 
 
 class ScriptedAnswerer:
@@ -56,7 +30,9 @@ class ScriptedAnswerer:
         confidence = self.confidences[min(len(self.read), len(self.confidences) - 1)]
         self.read.append(question)
         found = confidence >= self.threshold
-        return Answer(question=question, found=found, text=f"reading {len(self.read)}", confidence=confidence)
+        said = f"reading {len(self.read)}"  # which reading this answer came from, as its short answer
+        quote = Quote("d", "t", "", 0, len(said), said, confidence, (0, len(said)))
+        return Answer(question=question, found=found, confidence=confidence, quotes=(quote,))
 
 
 def _scripted_bot(corpus, tmp_path, settings, confidences):
@@ -68,14 +44,14 @@ def _scripted_bot(corpus, tmp_path, settings, confidences):
     return Assistant(load_index(tmp_path / "ix", settings, embedder), settings, embedder, corpus, answerer=answerer), answerer
 
 
-FIRST = Answer(question="Who did Nurtleu meet?", found=True, text="Kaha Imnadze", confidence=0.9,
+FIRST = Answer(question="Who did Nurtleu meet?", found=True, confidence=0.9,
                quotes=(Quote("d", "t", "", 0, 36, "He met Kaha Imnadze, head of UNRCCA.", 0.9, (7, 19)),))
 
 
 def test_a_follow_up_stops_at_its_first_confident_reading(corpus, tmp_path, settings):
     bot, answerer = _scripted_bot(corpus, tmp_path, settings, [0.9, 0.95])
     ans = bot.answer("When was it founded?", history=[FIRST])
-    assert len(answerer.read) == 1 and ans.found and ans.text == "reading 1"
+    assert len(answerer.read) == 1 and ans.found and ans.short == "reading 1"
 
 
 def test_a_follow_up_no_reading_answers_keeps_the_most_confident_one(corpus, tmp_path, settings):
@@ -83,7 +59,7 @@ def test_a_follow_up_no_reading_answers_keeps_the_most_confident_one(corpus, tmp
     ans = bot.answer("When was it founded?", history=[FIRST])
     # the whole expansion, then each of the likeliest referents alone
     assert len(answerer.read) == 5 and answerer.read[0].startswith("When was it founded? (Kaha Imnadze")
-    assert not ans.found and ans.text == "reading 2" and ans.search_query == answerer.read[1]
+    assert not ans.found and ans.short == "reading 2" and ans.search_query == answerer.read[1]
 
 
 def test_bad_questions_are_clear_errors(bot):
@@ -163,7 +139,7 @@ def test_real_model_answers_where_with_the_highlighted_place(seed_bot):
     assert "with its headquarters situated in Ashgabat, Turkmenistan" in quote.text
     assert quote.highlight is not None
     assert quote.highlighted_text in ("Ashgabat", "Ashgabat, Turkmenistan")
-    assert ans.text == quote.highlighted_text and 0 < ans.confidence <= 1
+    assert ans.short == quote.highlighted_text == ans.headline() and 0 < ans.confidence <= 1
 
 
 @pytest.mark.slow
@@ -172,7 +148,7 @@ def test_real_model_abstains_on_an_unrelated_question(seed_bot):
     assert not ans.found
     assert ans.quotes == ()
     assert ans.related  # the closest passages are still shown, as related
-    assert "do not answer" in ans.text
+    assert ans.short == "" and "do not answer" in ans.headline()
 
 
 @pytest.mark.slow
@@ -183,8 +159,8 @@ def test_real_model_follow_up_finds_the_founding_sentence(seed_bot):
     shown = second.quotes or second.related
     assert "founded in 2007" in shown[0].text
     assert second.search_query.startswith("When was his organization founded? (")
-    assert not second.found or second.text == "2007"
-    again = seed_bot.answer("When was his organization founded?", history=["Who did Nurtleu meet?"])
+    assert not second.found or second.short == "2007"
+    again = Conversation(seed_bot, ["Who did Nurtleu meet?"]).ask("When was his organization founded?")
     assert "founded in 2007" in (again.quotes or again.related)[0].text
 
 

@@ -245,6 +245,6 @@ def test_a_one_off_ask_imports_neither_torch_nor_transformers(corpus, tmp_path):
         body, imported = out.stdout.rsplit("IMPORTED", 1)
         answers[engine] = json.loads(body)
         assert imported.split() == (["0", "False", "False", "False"] if engine == "numpy" else ["0", "True", "True", "False"])
-    assert answers["numpy"]["found"] and "2.7 million" in answers["numpy"]["text"]
+    assert answers["numpy"]["found"] and "2.7 million" in answers["numpy"]["short"]
     where = lambda a: [(q["doc_id"], q["start"], q["end"], q["highlight"]) for q in a["quotes"]]  # noqa: E731 - scores differ in bfloat16
-    assert answers["numpy"]["text"] == answers["torch"]["text"] and where(answers["numpy"]) == where(answers["torch"])
+    assert answers["numpy"]["short"] == answers["torch"]["short"] and where(answers["numpy"]) == where(answers["torch"])

@@ -115,7 +115,7 @@ def test_the_answer_quotes_the_sentence_holding_the_span_verbatim():
     span = SpanScore(0, 1, at - 27, at - 27 + len("Kaha Imnadze"), 9.0, 1.0)
     answerer = ReaderAnswerer(FixedReader([span]), Calibration.uncalibrated())
     answer = answerer.extract("Who heads it?", hits, {"a.txt": DOC}.__getitem__)
-    assert answer.found and answer.text == "Kaha Imnadze"
+    assert answer.found and answer.short == "Kaha Imnadze"
     (quote,) = answer.quotes
     assert TEXT[quote.start : quote.end] == quote.text == "It is headed by Kaha Imnadze, who arrived in May."
     assert quote.highlighted_text == "Kaha Imnadze" and quote.source == "https://example.org/a"
@@ -129,7 +129,7 @@ def test_a_low_margin_is_refused_and_never_shows_a_high_confidence():
     assert answer.confidence < answerer.calibration.threshold
     assert answer.related[0].highlight is None and TEXT[answer.related[0].start : answer.related[0].end] == answer.related[0].text
     told = answerer.extract("When?", _hits(TEXT), {"a.txt": DOC}.__getitem__, abstain=False)
-    assert not told.found and told.text == "2007" and told.quotes
+    assert not told.found and told.short == "2007" and told.quotes
 
 
 def test_markup_and_spans_without_letters_are_never_answers():
@@ -199,7 +199,7 @@ def test_the_shipped_reader_names_who_heads_the_unrcca():
         pos += len(line) + 1
     hits = [Hit(Chunk(i + 1, ARTICLE.name, i, a, b, text[a:b]), score=1.0) for i, (a, b) in enumerate(paragraphs)]
     answer = ReaderAnswerer().extract("Who heads the UNRCCA?", hits, {ARTICLE.name: doc}.__getitem__)
-    assert answer.found and "Imnadze" in answer.text
+    assert answer.found and "Imnadze" in answer.short
     quote = answer.quotes[0]
     assert text[quote.start : quote.end] == quote.text and "Imnadze" in quote.highlighted_text
 

@@ -19,7 +19,6 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -64,7 +63,7 @@ def _quote(text: str = "Ashgabat is the <b>seat</b>.", highlight=(0, 8), start: 
 
 
 def test_reply_shows_answer_quote_highlight_source_and_confidence_as_inert_html():
-    answer = Answer(question="q", found=True, text="Ashgabat", confidence=0.91, quotes=(_quote(),))
+    answer = Answer(question="q", found=True, confidence=0.91, quotes=(_quote(),))
     html = web.render_answer(answer, lambda doc_id: "0123456789Ashgabat is the <b>seat</b>. More text follows.")
     assert "\n" not in html  # one HTML block: Markdown does not touch it
     assert "<b>" not in html and "<i>" not in html
@@ -79,13 +78,13 @@ def test_a_quote_in_another_language_than_the_question_says_which():
     from dataclasses import replace
 
     quote = replace(_quote(), language="english")
-    russian = web.render_answer(Answer(question="Где находится центр?", found=True, text="Ashgabat", confidence=0.9, quotes=(quote,)))
-    english = web.render_answer(Answer(question="Where is the centre?", found=True, text="Ashgabat", confidence=0.9, quotes=(quote,)))
+    russian = web.render_answer(Answer(question="Где находится центр?", found=True, confidence=0.9, quotes=(quote,)))
+    english = web.render_answer(Answer(question="Where is the centre?", found=True, confidence=0.9, quotes=(quote,)))
     assert "quoted in English" in russian and "quoted in" not in english
 
 
 def test_unanswered_reply_says_so_and_lists_related_passages_apart():
-    answer = Answer(question="q", found=False, text="The documents do not answer this question.", confidence=0.1,
+    answer = Answer(question="q", found=False, confidence=0.1,
                     related=(_quote(highlight=None),))
     html = web.render_answer(answer)
     assert "do not answer" in html
@@ -104,7 +103,7 @@ def test_context_highlights_the_quote_in_place_and_falls_back_when_the_document_
 
 
 def test_source_links_are_only_http():
-    html = web.render_answer(Answer("q", True, "x", 0.5, quotes=(Quote("a", "t", "javascript:alert(1)", 0, 1, "x", 0.5),)))
+    html = web.render_answer(Answer("q", True, 0.5, quotes=(Quote("a", "t", "javascript:alert(1)", 0, 1, "x", 0.5),)))
     assert "<a " not in html and "javascript:alert(1)" in html
 
 
@@ -196,7 +195,7 @@ def server(bot):
 
 
 def _json(answer: Answer) -> dict:
-    return json.loads(json.dumps(asdict(answer)))
+    return json.loads(json.dumps(answer.as_dict()))
 
 
 def test_api_returns_the_python_answer(bot, server):
@@ -206,11 +205,11 @@ def test_api_returns_the_python_answer(bot, server):
     first = "Where did the ministers meet in March 2024?"
     got = client.predict(first, [], api_name="/ask")
     assert got == _json(bot.answer(first))
-    assert set(got) == {"question", "found", "text", "confidence", "quotes", "related", "search_query", "understood"}
+    assert set(got) == {"question", "found", "short", "confidence", "quotes", "related", "search_query", "understood"}
     for q in got["quotes"] + got["related"]:
         assert bot.document(q["doc_id"]).text[q["start"] : q["end"]] == q["text"]
     follow = "Where is the next one?"
-    assert client.predict(follow, [first], api_name="/ask") == _json(bot.answer(follow, history=[first]))
+    assert client.predict(follow, [first], api_name="/ask") == _json(bot.answer(follow, history=[bot.answer(first)]))
 
 
 def test_api_refuses_an_empty_question_with_the_reason(server):

@@ -5,8 +5,8 @@ framework. The names below are imported on first use.
 
     >>> from regional_chat import build_index, Assistant
     >>> build_index("corpus", "index")                       # doctest: +SKIP
-    >>> Assistant.load("index").answer("Where is the UNRCCA headquartered?").text  # doctest: +SKIP
-    'Ashgabat, Turkmenistan'
+    >>> Assistant.load("index").answer("Where is the UNRCCA headquartered?").short  # doctest: +SKIP
+    'Ashgabat'
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ _LAZY = {
     "Index": ("store.folder", "Index"),
     "Assistant": ("assistant", "Assistant"),
     "answer": ("assistant", "answer"),
+    "Conversation": ("conversation", "Conversation"),
 }
 
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .assistant import Assistant, answer
+    from .conversation import Conversation
     from .store.folder import Index
     from .build import build_index
     from .store import load_index

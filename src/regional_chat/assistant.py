@@ -8,45 +8,23 @@ are being answered: each question uses the index that was live when it came.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .conversation import follow_up_terms, with_terms
 from .embedding import Embedder, make_embedder
 from .store.folder import Index
 from .build import build_index
-from .store import is_milvus, live_generation, load_index, recorded_model
+from .retrieval import MODES
+from .store import live_generation, load_index, recorded_model
 from .settings import MAX_K, Settings
 from .facets import Understood, describe_filter, understand
 from .types import Answer, BuildReport, Document, Filter, Hit
 
 FOLLOW_SECONDS = 5.0  # how often a serving assistant looks for a generation another process built
-
-MODES = ("hybrid", "dense", "lexical")
-
-# Words that make a question lean on the conversation before it.
-_PRONOUNS = frozenset(
-    """
-    it its it's he him his she her hers they them their theirs this that these those there then
-    former latter same such
-    он она оно они его её ее их ему ей им него неё нее них этот эта это эти тот та те там тогда
-    """.split()
-)
-_STOP = frozenset(
-    """
-    a an the of in on at to for from by with about as and or but is are was were be been being do does did
-    what when where who whom whose which why how much many tell me please more about also again
-    what's who's where's when's did does has have had can could would should will shall may might
-    что когда где кто какой какая какие почему как сколько ли же и а но в на о об с по из за для от
-    """.split()
-)
-_WORD = re.compile(r"[\w'-]+", re.UNICODE)
-_NAME = re.compile(r"\b[A-ZА-ЯЁ][\w'-]*(?:\s+(?:of\s+|for\s+|the\s+)?[A-ZА-ЯЁ][\w'-]*)*", re.UNICODE)
-
 
 @dataclass(frozen=True)
 class _Live:
@@ -54,73 +32,6 @@ class _Live:
 
     index: Index
     retriever: object  # retrieval.Retriever
-
-
-def needs_context(question: str) -> bool:
-    """True when a question leans on earlier turns: a pronoun, or at most one content word."""
-    words = [w.lower() for w in _WORD.findall(question)]
-    if any(w in _PRONOUNS for w in words):
-        return True
-    return len([w for w in words if w not in _STOP and len(w) > 1]) <= 1
-
-
-def context_terms(turn: str, limit: int = 8, names_only: bool = False) -> list[str]:
-    """The names and content words of an earlier turn, most telling first (numbers left out)."""
-    names = [m.group().strip() for m in _NAME.finditer(turn)]
-    names = [n for n in names if n.lower() not in _STOP and n.lower() not in _PRONOUNS]
-    if names_only:
-        # short names first: "UNRCCA" and "Kaha Imnadze" say more per word than a long official title
-        return sorted(dict.fromkeys(names), key=lambda n: len(n.split()))[:limit]
-    # numbers and dates are left out: they are answers, not what a pronoun points at
-    words = [w for w in _WORD.findall(turn) if w.lower() not in _STOP and w.lower() not in _PRONOUNS and len(w) > 2 and not w[0].isdigit()]
-    out: list[str] = []
-    for term in names + words:
-        if term.lower() not in {t.lower() for t in out} and not any(term.lower() in t.lower() for t in out):
-            out.append(term)
-        if len(out) >= limit:
-            break
-    return out
-
-
-def follow_up_terms(question: str, history: Sequence[Answer]) -> list[str]:
-    """Terms of the latest turns that a question leaning on them most likely refers to, best first.
-
-    ``history`` holds the earlier turns' Answers, oldest first. From the latest
-    turn come the names in its answer and first quote, or its closest related
-    passage when it was not answered (what "it" or "his" most likely points
-    at), then the names and key words of its question; the turn before adds
-    its question's terms. Empty when the question stands on its own.
-    """
-    if not history or not needs_context(question):
-        return []
-    terms: list[str] = []
-    seen = question.lower()
-    for depth, turn in enumerate(reversed(history[-2:])):
-        parts = [turn.search_query or turn.question]
-        if depth == 0:
-            # what the user was shown: the answer and its quote, or, when the documents did
-            # not answer, the closest passage (it is still what the conversation was about)
-            shown = (turn.quotes or turn.related)[:1]
-            parts = ([turn.text] if turn.found else []) + [q.text for q in shown] + parts
-        for n, part in enumerate(parts):
-            # a long quote gives only its names, and few of them, so that the expansion
-            # does not drown the question's own words
-            quote = depth == 0 and n < len(parts) - 1 and len(part) > 80
-            for term in context_terms(part, limit=3 if quote else 6, names_only=quote):
-                if term.lower() not in seen:
-                    terms.append(term)
-                    seen += " " + term.lower()
-    return terms[:12]
-
-
-def with_terms(question: str, terms: Sequence[str]) -> str:
-    """``question`` followed by ``terms`` in brackets (the question itself when there are none)."""
-    return question if not terms else f"{question} ({' '.join(terms)})"
-
-
-def expand_question(question: str, history: Sequence[Answer]) -> str:
-    """The question to search with: itself, plus :func:`follow_up_terms` in brackets when there are any."""
-    return with_terms(question, follow_up_terms(question, history))
 
 
 def make_answerer(settings: Settings):
@@ -145,8 +56,8 @@ class Assistant:
 
     Example:
         >>> bot = Assistant.load("index")                          # doctest: +SKIP
-        >>> bot.answer("Where is the UNRCCA headquartered?").text  # doctest: +SKIP
-        'Ashgabat, Turkmenistan'
+        >>> bot.answer("Where is the UNRCCA headquartered?").short  # doctest: +SKIP
+        'Ashgabat'
     """
 
     def __init__(
@@ -166,8 +77,6 @@ class Assistant:
         self._live = self._make_live(index)
         self._rebuild_lock = threading.Lock()
         self._checked = time.monotonic()  # when another process's build was last looked for
-        self._turns: dict[tuple, Answer] = {}  # earlier questions given as text, answered once
-        self._turns_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -250,7 +159,7 @@ class Assistant:
     def answer(
         self,
         question: str,
-        history: Sequence[str | Answer] = (),
+        history: Sequence[Answer] = (),
         *,
         k: int | None = None,
         mode: str = "hybrid",
@@ -261,9 +170,10 @@ class Assistant:
 
         Args:
             question: the question (at most ``settings.max_question_chars`` characters).
-            history: earlier turns, oldest first: questions, or the Answers given to them.
-                A question that leans on them ("When was it founded?") is searched
-                together with the names and key terms of the latest turns.
+            history: the Answers given earlier in this conversation, oldest first
+                (:class:`~regional_chat.conversation.Conversation` keeps them). A question
+                that leans on them ("When was it founded?") is searched together with the
+                names and key terms of the latest turns.
             k: passages to read the answer from (default ``settings.top_k``).
             mode: ``"hybrid"`` (default), ``"dense"`` or ``"lexical"`` retrieval.
             abstain: False gives the best answer found even below the confidence
@@ -286,13 +196,16 @@ class Assistant:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K):
             raise ValueError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}.")
-        if not isinstance(history, Sequence) or isinstance(history, (str, bytes)) or not all(isinstance(turn, (str, Answer)) for turn in history):
-            raise ValueError("history must be a list of earlier questions (strings) or Answers, oldest first, not a single string.")
+        if not isinstance(history, Sequence) or isinstance(history, (str, bytes)) or not all(isinstance(turn, Answer) for turn in history):
+            raise ValueError(
+                "history must be a list of the Answers given earlier in the conversation, oldest first; "
+                "to ask after questions given as text, use regional_chat.Conversation(assistant, earlier=[...])."
+            )
         if filters is not None and not isinstance(filters, Filter):
             raise ValueError(f"filters must be a regional_chat.Filter, not {type(filters).__name__}.")
         self.follow()
         live = self._live  # one consistent index for the whole question, even if a rebuild swaps it
-        terms = follow_up_terms(question, [self._as_answer(turn, mode) for turn in history[-2:]])
+        terms = follow_up_terms(question, history[-2:])
         # A follow-up is read with all the terms of the previous turn and, since names the answer
         # sentence does not repeat lower its confidence ("When was his organization founded?
         # (Kaha Imnadze UNRCCA)"), with each of the likeliest referents alone; the reading the
@@ -314,7 +227,6 @@ class Assistant:
         return Answer(
             question=question,
             found=answer.found,
-            text=answer.text,
             confidence=answer.confidence,
             quotes=answer.quotes,
             related=answer.related,
@@ -327,25 +239,6 @@ class Assistant:
         if not self.settings.prefer_named:
             return Understood()
         return understand(question, live.index.catalogue.facets_of().values())
-
-    def _as_answer(self, turn: str | Answer, mode: str) -> Answer:
-        """An earlier turn as an Answer: a question given as text is answered (once) to learn what it was about."""
-        if isinstance(turn, Answer):
-            return turn
-        text = str(turn).strip()[: self.settings.max_question_chars]
-        key = (self._live.index.path, text, mode)
-        with self._turns_lock:
-            cached = self._turns.get(key)
-        if cached is not None:
-            return cached
-        if not text:
-            return Answer(question="", found=False, text="", confidence=0.0)
-        resolved = self.answer(text, mode=mode)
-        with self._turns_lock:
-            self._turns[key] = resolved
-            while len(self._turns) > 256:
-                self._turns.pop(next(iter(self._turns)))
-        return resolved
 
     def document(self, doc_id: str) -> Document:
         """The indexed document ``doc_id`` (its text is what quote offsets point into)."""
@@ -378,18 +271,15 @@ def _corpus_of(index: Index) -> Path | None:
     return Path(corpus) if corpus else None
 
 
-@lru_cache(maxsize=4)
-def _default_assistant(index_dir: str) -> Assistant:
-    return Assistant.load(index_dir)
+def answer(question: str, history: Sequence[Answer] = (), index_dir: str | Path = "index") -> Answer:
+    """Answer ``question`` from the index at ``index_dir``, loading it for this one question.
 
-
-def answer(question: str, history: Sequence[str | Answer] = (), index_dir: str | Path = "index") -> Answer:
-    """Answer ``question`` from the index at ``index_dir`` (loaded once, then reused).
+    Nothing is kept between calls: to ask several questions, hold an :class:`Assistant`
+    (``Assistant.load(index_dir)``) and call its ``answer``, or a :class:`Conversation`.
 
     Example:
         >>> import regional_chat
-        >>> regional_chat.answer("Where is the UNRCCA headquartered?").text  # doctest: +SKIP
-        'Ashgabat, Turkmenistan'
+        >>> regional_chat.answer("Where is the UNRCCA headquartered?").short  # doctest: +SKIP
+        'Ashgabat'
     """
-    where = str(index_dir) if is_milvus(index_dir) else str(Path(index_dir).resolve())
-    return _default_assistant(where).answer(question, tuple(history))
+    return Assistant.load(index_dir).answer(question, history)

@@ -176,6 +176,7 @@ def _print_quotes(quotes, tty: bool, asked_in: str = "") -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from .assistant import Assistant
+    from .conversation import Conversation
 
     question = " ".join(args.question)
     settings = _settings(args)
@@ -184,19 +185,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     bot = Assistant.load(args.index, settings)
-    answer = bot.answer(question, history=args.after or (), k=args.k, mode=args.retrieval, filters=filters or None)
+    chat = Conversation(bot, args.after or (), k=args.k, mode=args.retrieval, filters=filters or None)
+    answer = chat.ask(question)
     if args.json:
-        print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
+        print(json.dumps(answer.as_dict(), ensure_ascii=False, indent=1))
         return 0
     tty = sys.stdout.isatty()
     asked_in = language_of(question)
     if answer.understood:
         say(f"({visible(answer.understood)})")
     if answer.found:
-        say(f"{answer.text}\n(confidence {answer.confidence:.2f})\n")
+        say(f"{answer.headline()}\n(confidence {answer.confidence:.2f})\n")
         _print_quotes(answer.quotes, tty, asked_in)
     else:
-        say(answer.text)  # no confidence beside a refusal (--json still has it)
+        say(answer.headline())  # no confidence beside a refusal (--json still has it)
         if answer.related:
             say("\nRelated passages (not an answer):")
             _print_quotes(answer.related, tty, asked_in)

@@ -6,7 +6,7 @@ every question is asked, and the figures are compared with the gold answers:
 * retrieval recall@1/5/20 and MRR for dense, lexical and hybrid retrieval
   (relevant = the question's own paragraph; chunks of one paragraph count once);
 * answer-sentence hit@1 (the first quote contains a gold answer);
-* SQuAD exact match and F1 (official normalisation) of ``Answer.text`` and of the
+* SQuAD exact match and F1 (official normalisation) of the answer shown first (``Answer.short``, else its quote) and of the
   whole best sentence;
 * abstention accuracy for v2.0 (answered when answerable, abstained when not);
 * per-question latency p50/p95 (question embedding + retrieval + answer extraction);
@@ -293,7 +293,7 @@ def evaluate(
                 said = ans if ans.found else bot.answer(q.text, mode=mode, abstain=False)
                 best = said.quotes or said.related
                 sentence = best[0].text if best else ""
-                short = said.text if said.quotes else ""
+                short = said.short or (said.quotes[0].text if said.quotes else "")  # what the page shows first
                 row["hit1"] = any(g in sentence for g in q.answers)
                 row["em"], row["f1"] = exact_match(short, q.answers), f1_score(short, q.answers)
                 row["sent_em"], row["sent_f1"] = exact_match(sentence, q.answers), f1_score(sentence, q.answers)

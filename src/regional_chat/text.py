@@ -80,6 +80,27 @@ class Tokenizer:
         return {"format": TOKEN_FORMAT, "stem": self.stem, "stopwords": self.stopwords, "word": WORD.pattern}
 
 
+# Words that make a question lean on the conversation before it (conversation.needs_context).
+PRONOUNS = frozenset(
+    """
+    it its it's he him his she her hers they them their theirs this that these those there then
+    former latter same such
+    он она оно они его её ее их ему ей им него неё нее них этот эта это эти тот та те там тогда
+    """.split()
+)
+# The words of a question that say how it asks, not what about: a follow-up with at most one word
+# besides these leans on the turn before. Not the BM25 list (``Tokenizer``): that one is what the
+# index leaves out; this one also drops "tell", "me", "please", "again".
+QUESTION_WORDS = frozenset(
+    """
+    a an the of in on at to for from by with about as and or but is are was were be been being do does did
+    what when where who whom whose which why how much many tell me please more about also again
+    what's who's where's when's did does has have had can could would should will shall may might
+    что когда где кто какой какая какие почему как сколько ли же и а но в на о об с по из за для от
+    """.split()
+)
+
+
 @lru_cache(maxsize=None)
 def _stopwords(name: str) -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_EN_PLUS, STOPWORDS_RUSSIAN

@@ -7,10 +7,11 @@ points into a document carries the document id and character offsets, so
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 
 def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -173,20 +174,44 @@ class Quote:
 class Answer:
     """What the assistant says to a question.
 
-    ``found`` is False when the documents do not answer it; ``quotes`` then is
-    empty and ``related`` lists the closest passages. ``text`` is the short
-    answer when one was found, else the best quote, else a sentence saying
-    that the documents do not answer.
+    ``found`` is True when the documents answer it: ``quotes`` then hold the
+    sentences that say so, the first with the short answer highlighted. When it
+    is False, ``quotes`` is empty and ``related`` lists the closest passages (not
+    an answer); an evaluation that asks with ``abstain=False`` gets the quotes
+    the reader would have given, with ``found`` still False.
     """
 
     question: str
     found: bool
-    text: str
     confidence: float
     quotes: tuple[Quote, ...] = ()
     related: tuple[Quote, ...] = ()
     search_query: str = ""  # the question as expanded from the history, if it was
     understood: str = ""  # what the search was narrowed or steered to: "Searched Kazakhstan, 1993"
+
+    def __post_init__(self) -> None:
+        if self.found and not self.quotes:
+            raise ValueError("an Answer that is found must carry the quotes that say so.")
+        object.__setattr__(self, "quotes", tuple(self.quotes))
+        object.__setattr__(self, "related", tuple(self.related))
+
+    @property
+    def short(self) -> str:
+        """The short answer: the highlighted span of the first quote ('' when there is none)."""
+        return self.quotes[0].highlighted_text if self.quotes else ""
+
+    def headline(self) -> str:
+        """The line shown first: the short answer, else the quote that answers, else :data:`NOT_ANSWERED`."""
+        if not self.found:
+            return NOT_ANSWERED
+        return self.short or self.quotes[0].text
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: every field (tuples as lists) and ``short``; what ``/ask`` and ``ask --json`` return."""
+        return {**dataclasses.asdict(self), "short": self.short}
+
+
+NOT_ANSWERED = "The documents do not answer this question."  # what a refusal says, in the CLI and the web page
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import re
 import shutil
 import unicodedata
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,6 +24,7 @@ import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 from .assistant import Assistant  # noqa: E402
+from .conversation import Conversation  # noqa: E402
 from .countries import display  # noqa: E402
 from .documents import SUFFIXES, DocumentError, Notice, SourceFile, read_documents  # noqa: E402
 from .facets import filter_from  # noqa: E402
@@ -119,11 +119,11 @@ def render_answer(answer: Answer, document_text: Callable[[str], str | None] = l
     """An Answer as the HTML of one chat reply (one line: Markdown leaves it alone)."""
     asked_in = language_of(answer.question)
     if answer.found:
-        parts = [f'<p class="rc-answer"><strong>{_text(answer.text)}</strong> <span class="rc-meta">(confidence {answer.confidence:.2f})</span></p>']
+        parts = [f'<p class="rc-answer"><strong>{_text(answer.headline())}</strong> <span class="rc-meta">(confidence {answer.confidence:.2f})</span></p>']
         parts += [render_quote(q, n, document_text(q.doc_id), asked_in) for n, q in enumerate(answer.quotes, 1)]
     else:
         # no confidence beside a refusal: a number there reads as trust in something not said
-        parts = [f'<p class="rc-answer"><strong>{_text(answer.text)}</strong></p>']
+        parts = [f'<p class="rc-answer"><strong>{_text(answer.headline())}</strong></p>']
         if answer.related:
             parts.append('<h4 class="rc-related">Related passages (not an answer)</h4>')
             parts += [render_quote(q, n, document_text(q.doc_id), asked_in, "relevance") for n, q in enumerate(answer.related, 1)]
@@ -138,9 +138,6 @@ def render_question(question: str) -> str:
     return f'<div class="rc-question">{_text(question)}</div>'
 
 
-def answer_dict(answer: Answer) -> dict[str, Any]:
-    """An Answer as JSON-ready data: the same fields as the Python API (tuples become lists)."""
-    return asdict(answer)
 
 
 # --------------------------------------------------------------------------- uploads
@@ -381,19 +378,21 @@ def build_app(bot: Assistant, *, uploads: bool = True, max_upload_mb: float = MA
 
         Args:
             question: the question.
-            history: the earlier questions of the conversation, oldest first (for follow-ups).
+            history: the earlier questions of the conversation, oldest first (for follow-ups):
+                the last two are answered again, in order, to learn what a follow-up leans on.
             where: filters as FIELD=VALUE strings (country=KAZ, source=un.org, path=GLOB, any metadata field).
             since, until: only documents dated within these years or ISO dates (inclusive).
 
         Returns:
-            The Answer as a dict: question, found, text, confidence, quotes and related
-            (each with doc_id, title, source, date, start, end, text, score, highlight), search_query.
+            The Answer as a dict: question, found, short (the short answer, '' when there is
+            none), confidence, quotes and related (each with doc_id, title, source, date, start,
+            end, text, score, highlight), search_query, understood.
         """
         try:  # the assistant checks the history's shape: list() here would split a string into letters
             if isinstance(where, str):
                 raise ValueError("where must be a list of FIELD=VALUE strings, not a single string.")
             filters = filter_from(where or (), since=since or "", until=until or "")
-            return answer_dict(bot.answer(question, history=[] if history is None else history, filters=filters or None))
+            return Conversation(bot, [] if history is None else history, filters=filters or None).ask(question).as_dict()
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 

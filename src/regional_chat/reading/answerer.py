@@ -30,7 +30,6 @@ from .crosslingual import pivot_question
 from .reader import WEIGHTS, Reader, Reading
 from .windows import SpanScore
 
-NOT_FOUND_TEXT = "The documents do not answer this question."
 CALIBRATION_FILE = "calibration.json"
 FEATURES = (
     "margin",  # best span score - its window's no-answer score
@@ -266,7 +265,7 @@ class ReaderAnswerer:
         confidence = round(self.confidence(result), 4)
         best = result.best
         if best is None:
-            return Answer(question=question, found=False, text=NOT_FOUND_TEXT, confidence=0.0)
+            return Answer(question=question, found=False, confidence=0.0)
         doc = document(result.doc_id)
         short = doc.text[result.doc_start : result.doc_end]
         confident = confidence >= self.calibration.threshold and is_answer_text(doc.text, result.doc_start, result.doc_end)
@@ -275,7 +274,6 @@ class ReaderAnswerer:
             return Answer(
                 question=question,
                 found=False,
-                text=NOT_FOUND_TEXT,
                 confidence=min(confidence, self.calibration.threshold),
                 related=tuple(self._related(result, document)),
             )
@@ -292,7 +290,7 @@ class ReaderAnswerer:
             used.add(hit.chunk.doc_id)
             other = document(hit.chunk.doc_id)
             quotes.append(self._quote(other, hit.chunk.start + span.start, hit.chunk.start + span.end, hit=hit, score=confidence))
-        return Answer(question=question, found=confident, text=short, confidence=confidence, quotes=tuple(quotes))
+        return Answer(question=question, found=confident, confidence=confidence, quotes=tuple(quotes))
 
     def extract(
         self,
@@ -400,7 +398,7 @@ class ReaderAnswerer:
         """The nearest sentence as the quote (its short answer highlighted), or related sentences below the threshold."""
         question = result.question
         if not result.sentences:
-            return Answer(question=question, found=False, text=NOT_FOUND_TEXT, confidence=0.0)
+            return Answer(question=question, found=False, confidence=0.0)
         calibration, _ = self.crosslingual
         confidence = round(self.confidence_across(result, encoder), 4)
         passage, a, b, _sim = result.sentences[0]
@@ -412,17 +410,14 @@ class ReaderAnswerer:
             return Answer(
                 question=question,
                 found=False,
-                text=NOT_FOUND_TEXT,
                 confidence=min(confidence, calibration.threshold),
                 related=tuple(self._related_quotes(places, document)),
             )
         if result.span is not None:
             quote = self._quote(doc, result.span[0], result.span[1], hit=hit, score=confidence)
-            text = doc.text[result.span[0] : result.span[1]]
-        else:
+        else:  # no short answer in the sentence: the sentence is the answer, nothing highlighted
             quote = self._quote(doc, a, b, hit=hit, score=confidence, highlight=False)
-            text = doc.text[a:b]
-        return Answer(question=question, found=confident, text=text, confidence=confidence, quotes=(quote,))
+        return Answer(question=question, found=confident, confidence=confidence, quotes=(quote,))
 
     def _quote(self, doc: Document, start: int, end: int, *, hit: Hit, score: float, highlight: bool = True) -> Quote:
         """The sentence(s) of ``hit``'s chunk that hold [start, end), the span highlighted."""
