@@ -8,8 +8,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+import hashlib
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "corpus" / "kazakhstan-un-preventive-diplomacy-unrcca-meeting.txt"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+FAST_TEST_SECONDS = 300  # a test with the fake embedder takes seconds; one stuck on a lock or a socket fails, not hangs CI
+SLOW_TEST_SECONDS = 900  # a real model, a browser or a Milvus server; the longest measured take 2-4 minutes
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test gets a time limit (pytest-timeout): its own ``@pytest.mark.timeout``, else by its marker."""
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_SECONDS if item.get_closest_marker("slow") else FAST_TEST_SECONDS))
 
 
 @pytest.fixture
@@ -149,4 +160,6 @@ def index_location(request, tmp_path):
     if request.param == "milvus-lite":
         return f"milvus:{tmp_path / 'rc.db'}"
     server = request.getfixturevalue("milvus_server")
-    return f"milvus:{server}#t{uuid.uuid4().hex[:12]}"  # one server, a collection name per test
+    # one server, a collection name per test: the same name on every run (a SHA-256 of the test's id), never
+    # shared by two tests of one session
+    return f"milvus:{server}#t{hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:12]}"
