@@ -18,9 +18,8 @@ from .conversation import follow_up_terms, with_terms
 from .embedding import Embedder, make_embedder
 from .store.folder import Index
 from .build import build_index
-from .retrieval import MODES
 from .store import live_generation, load_index, recorded_model
-from .settings import MAX_K, Settings
+from .settings import MAX_K, MODES, Settings
 from .facets import Understood, describe_filter, understand
 from .types import Answer, BuildReport, Document, Filter, Hit
 

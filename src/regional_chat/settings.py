@@ -12,7 +12,12 @@ DEFAULT_MODEL = "e5"
 MAX_K = 100  # the most passages one question may read (-k): past this the reader only slows down
 
 
+# The choices of the settings below, listed once: the CLI offers them, the stages check against them.
 ENGINES = ("torch", "numpy")
+DTYPES = ("auto", "bfloat16", "float32")
+MODES = ("hybrid", "dense", "lexical")  # retrieval: the first is the default
+FUSION_METHODS = ("rrf", "minmax", "zscore")
+INDEX_KINDS = ("flat", "ivf", "ivf-fp16", "ivf-sq8")  # see index_kinds; "auto" chooses among them
 
 
 @dataclass(frozen=True)
@@ -85,16 +90,16 @@ class Settings:
             raise ValueError("batch_size and embed_buffer must be positive.")
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be {' or '.join(ENGINES)}, got {self.engine!r}.")
-        if self.dtype not in ("auto", "bfloat16", "float32"):
-            raise ValueError(f"dtype must be auto, bfloat16 or float32, got {self.dtype!r}.")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be {', '.join(DTYPES)}, got {self.dtype!r}.")
         if self.top_k < 1 or self.candidates < self.top_k:
             raise ValueError("top_k must be positive and candidates at least top_k.")
-        if self.fusion not in ("minmax", "zscore", "rrf"):
-            raise ValueError(f"fusion must be minmax, zscore or rrf, got {self.fusion!r}.")
+        if self.fusion not in FUSION_METHODS:
+            raise ValueError(f"fusion must be {', '.join(FUSION_METHODS)}, got {self.fusion!r}.")
         if not 0.0 <= self.fusion_weight <= 1.0:
             raise ValueError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}.")
-        if self.index_kind not in ("auto", "flat", "ivf", "ivf-fp16", "ivf-sq8"):
-            raise ValueError(f"index_kind must be auto, flat, ivf, ivf-fp16 or ivf-sq8, got {self.index_kind!r}.")
+        if self.index_kind not in ("auto",) + INDEX_KINDS:
+            raise ValueError(f"index_kind must be auto, {', '.join(INDEX_KINDS)}, got {self.index_kind!r}.")
         if self.ann_threshold < 1024:
             raise ValueError(f"ann_threshold must be at least 1024 chunks (IVF needs vectors to train on), got {self.ann_threshold}.")
         if self.vector_memory_mb < 1:

@@ -58,10 +58,10 @@ class Reader:
 
     def __init__(self, folder: str | Path | None = None, threads: int | None = None, dtype: str = "auto", engine: str = "torch") -> None:
         from ..embedding import cpu_has_bf16
-        from ..settings import ENGINES
+        from ..settings import DTYPES, ENGINES
 
-        if dtype not in ("auto", "bfloat16", "float32"):
-            raise ValueError(f"dtype must be auto, bfloat16 or float32, got {dtype!r}.")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be {', '.join(DTYPES)}, got {dtype!r}.")
         if engine not in ENGINES:
             raise ValueError(f"engine must be {' or '.join(ENGINES)}, got {engine!r}.")
         self.engine = engine
