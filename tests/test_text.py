@@ -146,3 +146,12 @@ def test_reflow_position_map_property_over_random_texts():
         kept = [c for c in text if c not in " \t\r\n-"]
         assert [c for c in flowed.text if c not in " \t\r\n-"] == kept
         assert reflow(flowed.text).text == flowed.text, text  # reflowing twice changes nothing
+
+
+def test_follow_up_terms_are_appended_and_taken_off_again():
+    from regional_chat.text import own_words, with_terms
+
+    asked = with_terms("Когда он основан?", ["Kaha Imnadze", "UNRCCA"])
+    assert asked == "Когда он основан? (Kaha Imnadze UNRCCA)"
+    assert own_words(asked) == "Когда он основан?"
+    assert with_terms("Who (exactly) met?", []) == own_words("Who (exactly) met?") == "Who (exactly) met?"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Sequence
 
-from .text import PRONOUNS, QUESTION_WORDS
+from .text import PRONOUNS, QUESTION_WORDS, with_terms
 from .types import Answer
 
 if TYPE_CHECKING:  # the assistant imports this module; a conversation only calls it
@@ -76,11 +76,6 @@ def follow_up_terms(question: str, history: Sequence[Answer]) -> list[str]:
                     terms.append(term)
                     seen += " " + term.lower()
     return terms[:12]
-
-
-def with_terms(question: str, terms: Sequence[str]) -> str:
-    """``question`` followed by ``terms`` in brackets (the question itself when there are none)."""
-    return question if not terms else f"{question} ({' '.join(terms)})"
 
 
 def expand_question(question: str, history: Sequence[Answer]) -> str:

@@ -80,6 +80,20 @@ class Tokenizer:
         return {"format": TOKEN_FORMAT, "stem": self.stem, "stopwords": self.stopwords, "word": WORD.pattern}
 
 
+_TERMS_AFTER = re.compile(r"\s\([^()]*\)\s*$")
+
+
+def with_terms(question: str, terms) -> str:
+    """``question`` followed by ``terms`` in brackets (the question itself when there are none):
+    how a follow-up is searched, "When was it founded? (UNRCCA Ashgabat)"."""
+    return question if not terms else f"{question} ({' '.join(terms)})"
+
+
+def own_words(question: str) -> str:
+    """A question without the terms :func:`with_terms` appended (the question itself when there are none)."""
+    return _TERMS_AFTER.sub("", question) or question
+
+
 # Words that make a question lean on the conversation before it (conversation.needs_context).
 PRONOUNS = frozenset(
     """

@@ -24,7 +24,7 @@ import numpy as np
 from ..chunking import split_sentences
 from ..embedding import E5_NAMES
 from ..facets import context_header
-from ..text import language_of, script_of
+from ..text import language_of, own_words, script_of
 from ..types import Answer, Document, Hit, Quote
 from .crosslingual import pivot_question
 from .reader import WEIGHTS, Reader, Reading
@@ -54,7 +54,6 @@ CROSS_FEATURES = (
 # right 74% of the time on the fit articles and 72% on the held-out ones, against 35% for all spans. Below it
 # the whole sentence is the answer, and nothing inside it is highlighted.
 SHORT_ANSWER_MARGIN = 0.0
-_FOLLOW_UP_TERMS = re.compile(r"\s\([^()]*\)\s*$")  # assistant.with_terms: "question (term term)"
 _WORDLIKE = re.compile(r"\w", re.UNICODE)
 _TAG = re.compile(r"</?[A-Za-z!][^<>\n]{0,200}>?")  # markup: "<script>", "</div", "<!--"
 
@@ -327,7 +326,7 @@ class ReaderAnswerer:
         A follow-up arrives with the earlier turn's terms in brackets ("Когда он основан? (Kaha
         Imnadze UNRCCA)"); the script is the question's own, not theirs.
         """
-        script = script_of(_FOLLOW_UP_TERMS.sub("", question) or question)
+        script = script_of(own_words(question))
         if script in tuple(self.reader.meta.get("scripts", ("latin",))):
             return False
         scripts = getattr(embedder, "scripts", None)
