@@ -1,8 +1,9 @@
 """regional-chat next to Haystack 2.x on the same chunks, questions and model, in one run.
 
     python3 -m venv .venv-bench
-    .venv-bench/bin/pip install -c constraints.txt -e . haystack-ai==3.4.1 sentence-transformers-haystack==2.0.0
-    HF_HUB_OFFLINE=1 .venv-bench/bin/python bench/bench_haystack.py [--questions 300]
+    .venv-bench/bin/pip install -c constraints.txt -e . haystack-ai==3.4.1 sentence-transformers-haystack==2.0.0 \
+        transformers-haystack==2.0.0
+    HF_HUB_OFFLINE=1 .venv-bench/bin/python bench/bench_haystack.py [--questions 300] [--model e5|minilm]
 
 Haystack is a benchmark-only dependency: it lives in .venv-bench (git-ignored), never in the
 app's venv or its pins. Measured with haystack-ai 3.4.1 and sentence-transformers-haystack 2.0.0
@@ -11,17 +12,23 @@ torch 2.13.0 / sentence-transformers 6.2.0 as the app.
 
 Corpus: the 2,067 SQuAD v1.1 dev paragraphs. regional-chat builds them with ``build_index``
 (chunking included); Haystack gets exactly the chunks that build made (chunking not timed for it),
-as ``Document``s with the paragraph id in ``meta``. Both embed with the packaged all-MiniLM-L6-v2
-folder (a local path: nothing reaches for the hub), the same dtype, batch size 64, normalised.
+as ``Document``s with the paragraph id in ``meta``. Both embed with the same model folder (``--model``: the
+product's default, multilingual-e5-small recovered by ``regional_chat.e5``, with its "query: " / "passage: "
+prefixes; or the packaged all-MiniLM-L6-v2), a local path (nothing reaches for the hub), the same dtype,
+batch size 64, normalised.
 
 Haystack side: ``InMemoryDocumentStore`` (its default BM25L), ``SentenceTransformersDocumentEmbedder``
 then ``write_documents`` to index; to query, a ``Pipeline`` of ``SentenceTransformersTextEmbedder`` ->
 ``InMemoryEmbeddingRetriever`` (top 50) and ``InMemoryBM25Retriever`` (top 50) ->
 ``DocumentJoiner`` (reciprocal rank fusion, top 5): hybrid retrieval as its docs show it.
-Haystack's ``ExtractiveReader`` needs a SQuAD-tuned transformer that is not on this machine (it
-would be downloaded), so Haystack's side stops at retrieval; regional-chat is timed both for
-retrieval alone (``Retriever.search``, hybrid, top 5) and for the whole answer (``Assistant.answer``:
-retrieval + sentence scoring + short answer).
+Whole answers: Haystack's pipeline goes on to its ``ExtractiveReader`` (in haystack-ai 3.x the
+``transformers-haystack`` integration's ``TransformersExtractiveReader``) loaded with the reader
+regional-chat ships (``src/regional_chat/reading/weights``: no SQuAD reader can be downloaded here),
+matched to ours where it has the settings (window length, stride, dtype; top_k 1, no_answer off); it
+reads the five passages the joiner returns. regional-chat answers with ``Assistant.answer``
+(retrieval + reader + calibrated decision). Both are timed per question and scored by SQuAD EM / F1 of
+the short answer on the first ``--answers`` questions (for regional-chat: the answer it would give with
+abstention off, so that both are scored on every question; answered-when-answerable is given apart).
 
 Each system runs in its own fresh process (so memory is its own), with the same number of torch
 threads (``--torch-threads``, default 1: on a shared 2-core machine two spinning threads make one
@@ -50,7 +57,7 @@ import benchlib  # noqa: E402
 sys.path.insert(0, str(benchlib.ROOT / "src"))
 
 
-ANSWERS = 60  # questions also answered in full by regional-chat (timing only)
+ANSWERS = 60  # questions also answered in full (default of --answers)
 
 
 def corpus() -> Path:
@@ -82,13 +89,32 @@ def summary(times: list[float]) -> dict:
     return {"p50_ms": round(1000 * benchlib.pct(times, 50), 2), "p95_ms": round(1000 * benchlib.pct(times, 95), 2)}
 
 
-def run_regional_chat(n: int) -> dict:
+def scores(predictions: list[str], qs: list[dict]) -> dict:
+    from regional_chat.evaluation import exact_match, f1_score
+
+    golds = [q["answers"] for q in qs]
+    return {"em": round(100 * sum(exact_match(p, g) for p, g in zip(predictions, golds)) / len(qs), 1),
+            "f1": round(100 * sum(f1_score(p, g) for p, g in zip(predictions, golds)) / len(qs), 1)}
+
+
+def model_folder(model: str) -> tuple[str, str, str]:
+    """The model's folder and its query and passage prefixes, for Haystack's embedders."""
+    if model == "e5":
+        from regional_chat import e5
+
+        return str(e5.recover()), e5.QUERY_PREFIX, e5.PASSAGE_PREFIX
+    from regional_chat.embedding import packaged_minilm_path
+
+    return str(packaged_minilm_path()), "", ""
+
+
+def run_regional_chat(n: int, model: str, answers: int) -> dict:
     from regional_chat.assistant import Assistant
     from regional_chat.embedding import make_embedder
     from regional_chat.build import build_index
     from regional_chat.settings import Settings
 
-    settings = Settings()
+    settings = Settings(model=model)
     embedder = make_embedder(settings)
     t = time.perf_counter()
     embedder.warm_up()
@@ -99,16 +125,24 @@ def run_regional_chat(n: int) -> dict:
     bot = Assistant.load(index, settings, embedder=embedder)
     qs = questions(n)
     retrieval, recall = timed_queries(lambda q: [h.chunk.doc_id for h in bot.search(q, k=5)], qs)
-    answer, _ = timed_queries(lambda q: [x.doc_id for x in bot.answer(q).quotes], qs[:ANSWERS])
+    said: list = []
+
+    def ask(q: str) -> list[str]:
+        said.append(bot.answer(q, abstain=False))  # scored on every question, as Haystack's reader is
+        return [x.doc_id for x in said[-1].quotes]
+
+    answer, _ = timed_queries(ask, qs[:answers], warm=0)
     return {
-        "system": "regional-chat", "model_load_s": model_s, "index_s": report.seconds, "chunks": report.chunks,
+        "system": "regional-chat", "model": model, "model_load_s": model_s, "index_s": report.seconds, "chunks": report.chunks,
         "retrieval": summary(retrieval), "answer": summary(answer), "recall_at_5": recall,
+        "answer_scores": scores([a.short or (a.quotes[0].text if a.quotes else "") for a in said], qs[:answers]),
+        "answered_when_answerable": round(100 * sum(a.found for a in said) / len(said), 1),
         "rss_after_index_mb": rss_indexed, "rss_end_mb": benchlib.rss_mb(), "peak_rss_mb": benchlib.peak_rss_mb(),
-        "questions": len(qs), "answer_questions": min(len(qs), ANSWERS), "load_1min": benchlib.load_average()[0],
+        "questions": len(qs), "answer_questions": len(said), "load_1min": benchlib.load_average()[0],
     }
 
 
-def run_haystack(n: int) -> dict:
+def run_haystack(n: int, model: str, answers: int) -> dict:
     import torch
     from haystack import Document, Pipeline
     from haystack.components.joiners import DocumentJoiner
@@ -120,19 +154,22 @@ def run_haystack(n: int) -> dict:
         SentenceTransformersTextEmbedder,
     )
 
-    from regional_chat.embedding import cpu_has_bf16, packaged_minilm_path
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+    from regional_chat.embedding import cpu_has_bf16
+    from regional_chat.reading.reader import WEIGHTS
     from regional_chat.store import load_index
 
-    model = str(packaged_minilm_path())
+    folder, query_prefix, passage_prefix = model_folder(model)
     kwargs = {"torch_dtype": torch.bfloat16} if cpu_has_bf16() else {}
-    common = dict(model=model, device=ComponentDevice.from_str("cpu"), local_files_only=True, model_kwargs=kwargs,
+    common = dict(model=folder, device=ComponentDevice.from_str("cpu"), local_files_only=True, model_kwargs=kwargs,
                   batch_size=64, normalize_embeddings=True, progress_bar=False)
     # the chunks regional-chat made of the same paragraphs (chunking is not timed for Haystack)
     rc = load_index(benchlib.WORK / "haystack-cmp-rc-index")
     chunks = [Document(id=str(c.chunk_id), content=c.text, meta={"doc_id": c.doc_id}) for c in rc.iter_chunks()]
     rc.close()
 
-    doc_embedder = SentenceTransformersDocumentEmbedder(**common)
+    doc_embedder = SentenceTransformersDocumentEmbedder(**common, prefix=passage_prefix)
     t = time.perf_counter()
     doc_embedder.warm_up()
     model_s = time.perf_counter() - t
@@ -144,7 +181,7 @@ def run_haystack(n: int) -> dict:
     rss_indexed = benchlib.rss_mb()
 
     pipe = Pipeline()
-    pipe.add_component("text_embedder", SentenceTransformersTextEmbedder(**{k: v for k, v in common.items() if k != "batch_size"}))
+    pipe.add_component("text_embedder", SentenceTransformersTextEmbedder(**{k: v for k, v in common.items() if k != "batch_size"}, prefix=query_prefix))
     pipe.add_component("dense", InMemoryEmbeddingRetriever(document_store=store, top_k=50))
     pipe.add_component("bm25", InMemoryBM25Retriever(document_store=store, top_k=50))
     pipe.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=5))
@@ -159,12 +196,34 @@ def run_haystack(n: int) -> dict:
 
     qs = questions(n)
     retrieval, recall = timed_queries(search, qs)
+
+    # the whole answer: the same retrieval, then Haystack's extractive reader on the shipped weights
+    meta = json.loads((WEIGHTS / "reader.json").read_text())
+    reader = TransformersExtractiveReader(
+        model=str(WEIGHTS), top_k=1, no_answer=False, device=ComponentDevice.from_str("cpu"),
+        max_seq_length=int(meta.get("serve_max_len") or meta["max_len"]), stride=int(meta["stride"]),
+        model_kwargs={"dtype": torch.bfloat16 if cpu_has_bf16() else torch.float32},
+    )
+    pipe.add_component("reader", reader)
+    pipe.connect("joiner", "reader.documents")
+    pipe.warm_up()
+    said: list[str] = []
+
+    def ask(q: str) -> list[str]:
+        out = pipe.run({"text_embedder": {"text": q}, "bm25": {"query": q}, "reader": {"query": q}})
+        best = out["reader"]["answers"][:1]
+        said.append(best[0].data or "" if best else "")
+        return [best[0].document.meta["doc_id"]] if best and best[0].document is not None else []
+
+    answer, _ = timed_queries(ask, qs[:answers], warm=0)
     import importlib.metadata as md
 
     return {
         "system": "haystack", "haystack_ai": md.version("haystack-ai"), "sentence_transformers_haystack": md.version("sentence-transformers-haystack"),
+        "transformers_haystack": md.version("transformers-haystack"), "model": model,
         "model_load_s": model_s, "index_s": index_s, "chunks": len(chunks),
         "retrieval": summary(retrieval), "recall_at_5": recall,
+        "answer": summary(answer), "answer_scores": scores(said, qs[:answers]), "answer_questions": len(said),
         "rss_after_index_mb": rss_indexed, "rss_end_mb": benchlib.rss_mb(), "peak_rss_mb": benchlib.peak_rss_mb(),
         "questions": len(qs), "load_1min": benchlib.load_average()[0],
     }
@@ -173,6 +232,8 @@ def run_haystack(n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--answers", type=int, default=ANSWERS, help="of those, how many are answered in full by both")
+    parser.add_argument("--model", choices=("e5", "minilm"), default="e5", help="the encoder both systems embed with (default: the product's)")
     parser.add_argument("--system", choices=("regional-chat", "haystack"), help=argparse.SUPPRESS)
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads in both systems' processes (0: torch's default)")
     args = parser.parse_args()
@@ -182,14 +243,15 @@ def main() -> None:
 
             torch.set_num_threads(args.torch_threads)
         fn = run_regional_chat if args.system == "regional-chat" else run_haystack
-        print(json.dumps(fn(args.questions)))
+        print(json.dumps(fn(args.questions, args.model, args.answers)))
         return
     result = benchlib.header()
     result["systems"] = {}
     result["torch_threads"] = args.torch_threads or "default"
+    result["model"] = args.model
     for system in ("regional-chat", "haystack"):  # regional-chat first: Haystack reads its chunks
-        out = subprocess.run([sys.executable, __file__, "--system", system, "--questions", str(args.questions),
-                              "--torch-threads", str(args.torch_threads)], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, __file__, "--system", system, "--questions", str(args.questions), "--model", args.model,
+                              "--answers", str(args.answers), "--torch-threads", str(args.torch_threads)], capture_output=True, text=True)
         if out.returncode:
             sys.stderr.write(out.stderr[-5000:])
             sys.exit(f"{system} failed")
