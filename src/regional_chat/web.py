@@ -28,9 +28,7 @@ from .assistant import Assistant  # noqa: E402
 from .countries import display  # noqa: E402
 from .documents import SUFFIXES, DocumentError, Notice, SourceFile, read_documents  # noqa: E402
 from .facets import filter_from  # noqa: E402
-from .build import build_index  # noqa: E402
-from .store.folder import current_generation
-from .store import is_milvus  # noqa: E402
+from .service import builds_on_start, update_index  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .text import LANGUAGE_NAMES, language_of  # noqa: E402
 from .types import Answer, Quote  # noqa: E402
@@ -511,9 +509,8 @@ def serve(corpus_dir: str | Path, index_dir: str | Path, settings: Settings, *, 
           read_only: bool = False, auth: Any = None, concurrency: int = 4, max_upload_mb: float = MAX_UPLOAD_MB) -> None:
     """Bring the index up to date with the corpus (progress on the terminal), then serve the chat until interrupted."""
     corpus = Path(corpus_dir)
-    index_dir = index_dir if is_milvus(index_dir) else Path(index_dir)
-    if corpus.exists() or (not is_milvus(index_dir) and current_generation(index_dir) is None):
-        print(build_index(corpus, index_dir, settings, progress=True, wait=True).summary(), flush=True)  # embeds only what changed
+    if builds_on_start(corpus, index_dir):
+        print(update_index(corpus, index_dir, settings, progress=True, wait=True).summary(), flush=True)  # embeds only what changed
     else:
         print(f"corpus {corpus} is missing: serving the index at {index_dir} as it is.", flush=True)
     bot = Assistant.load(index_dir, settings, corpus_dir=corpus)
