@@ -9,12 +9,8 @@ block alone, so document text is never read as Markdown or LaTeX either.
 from __future__ import annotations
 
 import html
-import ipaddress
 import os
 import re
-import shutil
-import unicodedata
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -26,8 +22,9 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from .assistant import Assistant  # noqa: E402
 from .countries import display  # noqa: E402
-from .documents import SUFFIXES, DocumentError, Notice, SourceFile, read_documents  # noqa: E402
+from .documents import SUFFIXES  # noqa: E402
 from .facets import filter_from  # noqa: E402
+from .ingest.upload import stage_uploads, uploads_allowed  # noqa: E402
 from .service import builds_on_start, update_index  # noqa: E402
 from .settings import Settings  # noqa: E402
 from .text import LANGUAGE_NAMES, language_of  # noqa: E402
@@ -144,97 +141,27 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
 # --------------------------------------------------------------------------- uploads
 
 
-class UploadError(ValueError):
-    """An uploaded file is refused; the message says why and is shown in the page."""
-
-
-def clean_filename(name: str) -> str:
-    """A safe file name for the corpus folder: no folders, no hidden files, an allowed type.
-
-    Raises:
-        UploadError: the name has no usable part or is not a corpus file type (documents.SUFFIXES).
-    """
-    base = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]  # no folders, either slash
-    stem, suffix = os.path.splitext(base)
-    if suffix.lower() not in SUFFIXES:
-        raise UploadError(f"{name!r}: only {', '.join(SUFFIXES)} files can be added.")
-    stem = re.sub(r"[^\w.\-]+", "-", stem, flags=re.UNICODE)
-    stem = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", stem)).strip(".-_")[:100]  # no leading dot: not hidden
-    if not stem:
-        raise UploadError(f"{name!r}: the file name has no usable characters.")
-    return stem + suffix.lower()
-
-
-def _free_target(folder: Path, name: str) -> Path:
-    stem, suffix = Path(name).stem, Path(name).suffix
-    target, n = folder / name, 2
-    while target.exists() or target.is_symlink():
-        target, n = folder / f"{stem}-{n}{suffix}", n + 1
-    return target
-
-
-def add_upload(corpus_dir: Path, path: str | Path, max_bytes: int, original_name: str | None = None) -> tuple[Path, list[str]]:
-    """Copy one uploaded file into the corpus folder after checking it; returns (where, warnings).
-
-    The file is read with the corpus's own readers first, so what is refused
-    here is exactly what the index build would skip.
-
-    Raises:
-        UploadError: wrong type, too large, unreadable, or holds no document.
-    """
-    source = Path(path)
-    name = clean_filename(original_name or source.name)
-    size = source.stat().st_size
-    if size > max_bytes:
-        raise UploadError(f"{name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit.")
-    corpus = corpus_dir.resolve()
-    corpus.mkdir(parents=True, exist_ok=True)
-    staged = corpus / f".upload-{uuid.uuid4().hex[:12]}{Path(name).suffix}"  # hidden: the index build passes it over
-    try:
-        shutil.copyfile(source, staged)
-        warnings, documents = [], 0
-        try:
-            for item in read_documents(SourceFile(staged, name, size, 0)):
-                if isinstance(item, Notice):
-                    warnings.append(item.text)  # a bad line of a .jsonl file, a PDF page without text
-                else:
-                    documents += 1
-        except DocumentError as exc:
-            raise UploadError(str(exc)) from None
-        if documents == 0:
-            raise UploadError(f"{name}: holds no document with text.")
-        target = _free_target(corpus, name)
-        if target.resolve().parent != corpus:
-            raise UploadError(f"{name}: would land outside the corpus folder.")
-        os.replace(staged, target)
-        return target, warnings
-    finally:
-        staged.unlink(missing_ok=True)
-
-
 def add_files(bot: Assistant, paths: Sequence[str | Path], max_bytes: int, on_progress: Callable[[int, int], None] | None = None) -> str:
     """Add the uploaded files to the bot's corpus and switch it to the updated index; returns the report as HTML.
 
     Questions asked meanwhile are answered from the index in use until the new one is ready.
     """
-    added, problems = [], []
-    for path in paths:
-        try:
-            target, warnings = add_upload(bot.corpus_dir, path, max_bytes)
-            added.append(target.name)
-            problems += warnings
-        except UploadError as exc:
-            problems.append(str(exc))
-    refused = "".join(f"<p>Refused or skipped: {_text(p)}</p>" for p in problems)
-    if not added:
-        return refused or "<p>Choose one or more files first.</p>"
-    names = _text(", ".join(added))
+    if bot.corpus_dir is None:
+        return "<p>Adding documents is off: this index does not record its corpus folder.</p>"
+    staged = stage_uploads(bot.corpus_dir, paths, max_bytes)
+    if not staged.added:
+        return _refusals(staged.problems) or "<p>Choose one or more files first.</p>"
+    names = _text(", ".join(target.name for target in staged.added))
+    problems = list(staged.problems)
     try:
         result = bot.rebuild(on_progress=on_progress, warn=problems.append)
     except Exception as exc:  # the files are in the corpus: the next build indexes them
-        return f"<p>Added {names} to the corpus, but the index could not be updated: {_text(str(exc))}</p>{refused}"
-    refused = "".join(f"<p>Refused or skipped: {_text(p)}</p>" for p in problems)  # with the build's own warnings
-    return f"<p>Added {names}. {_text(result.summary())}. New questions use it now.</p>{refused}"
+        return f"<p>Added {names} to the corpus, but the index could not be updated: {_text(str(exc))}</p>{_refusals(problems)}"
+    return f"<p>Added {names}. {_text(result.summary())}. New questions use it now.</p>{_refusals(problems)}"  # with the build's own warnings
+
+
+def _refusals(problems: Sequence[str]) -> str:
+    return "".join(f"<p>Refused or skipped: {_text(p)}</p>" for p in problems)
 
 
 # Gradio's routes that write a request's files to disk: /upload (what gr.File posts to) and
@@ -334,20 +261,6 @@ async def _plain(send: Callable, status: int, text: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(data)).encode())]})
     await send({"type": "http.response.body", "body": data})
-
-
-def uploads_allowed(host: str, read_only: bool, auth: object | None) -> bool:
-    """Adding documents is on unless read-only, or served beyond loopback without a login."""
-    if read_only:
-        return False
-    if auth:
-        return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --------------------------------------------------------------------------- the app
