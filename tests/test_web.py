@@ -117,6 +117,18 @@ def test_parse_auth():
         web.parse_auth("ann")
 
 
+def test_importing_the_web_module_writes_no_environment_variable():
+    # telemetry and gradio's version check are off through Blocks(analytics_enabled=False), not a global
+    probe = "import os; before = dict(os.environ); import regional_chat.web; assert dict(os.environ) == before, set(os.environ) ^ set(before)"
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_ANALYTICS_ENABLED"}
+    subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=120)
+
+
+def test_the_app_sends_no_telemetry(bot):
+    app = web.build_app(bot)
+    assert app.analytics_enabled is False
+
+
 # --------------------------------------------------------------------------- the API (hashing embedder, server in a thread)
 
 

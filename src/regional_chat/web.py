@@ -15,20 +15,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio whenever a Blocks is made: no telemetry, no version check
+import gradio as gr
+from starlette.middleware import Middleware
 
-import gradio as gr  # noqa: E402
-from starlette.middleware import Middleware  # noqa: E402
-
-from .assistant import Assistant  # noqa: E402
-from .countries import display  # noqa: E402
-from .documents import SUFFIXES  # noqa: E402
-from .facets import filter_from  # noqa: E402
-from .ingest.upload import stage_uploads, uploads_allowed  # noqa: E402
-from .service import builds_on_start, update_index  # noqa: E402
-from .settings import Settings  # noqa: E402
-from .text import LANGUAGE_NAMES, language_of  # noqa: E402
-from .types import Answer, Quote  # noqa: E402
+from .assistant import Assistant
+from .countries import display
+from .documents import SUFFIXES
+from .facets import filter_from
+from .ingest.upload import stage_uploads, uploads_allowed
+from .service import builds_on_start, update_index
+from .settings import Settings
+from .text import LANGUAGE_NAMES, language_of
+from .types import Answer, Quote
 
 SEED_DOC = "kazakhstan-un-preventive-diplomacy-unrcca-meeting.txt"
 SEED_EXAMPLES = (
