@@ -397,7 +397,7 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: A
         server_name=host,
         server_port=port,
         auth=auth,
-        max_file_size=int(max_upload_mb * 1e6),  # bytes; add_upload says the same limit in words
+        max_file_size=int(max_upload_mb * 1e6),  # bytes; ingest.upload.add_upload says the same limit in words
         # the guard in front of every route that stores files (see UploadGuard); build_app says whether uploads are on
         app_kwargs={"middleware": [Middleware(UploadGuard, uploads=getattr(app, "rc_uploads", False), max_bytes=int(max_upload_mb * 1e6))]},
         num_workers=0,  # no separate static-file workers: every upload passes through the guard
