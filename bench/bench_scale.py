@@ -226,7 +226,7 @@ def do_serve(index: Path, n_questions: int, torch_threads: int = 0) -> dict:
                 stages[name] += time.perf_counter() - t
         return wrapper
 
-    live = bot._live
+    live = bot._live.current  # the generation the timed questions use
     bot.embedder.embed_queries = timed("encoder", bot.embedder.embed_queries, skip_inside_extract=True)
     bot.embedder.embed_passages = timed("sentence_encoder", bot.embedder.embed_passages)
     live.index.search = timed("faiss", live.index.search)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -55,3 +60,34 @@ def test_bfloat16_and_float32_rank_the_seed_passages_the_same(model, seed_passag
         scores = embedder.embed_queries(QUESTIONS) @ embedder.embed_passages(seed_passages).T
         rankings[dtype] = np.argsort(-scores, axis=1)[:, :3].tolist()  # each question's top three passages
     assert rankings["bfloat16"] == rankings["float32"]
+
+
+_OFFLINE_PROBE = textwrap.dedent(
+    """
+    import os, sys
+    connects = []
+    sys.addaudithook(lambda event, args: connects.append(args[1]) if event == "socket.connect" else None)
+    before = dict(os.environ)
+    from regional_chat.embedding import DIRECT_TEXTS, make_embedder
+    from regional_chat.settings import Settings
+
+    for model in ("minilm", "e5"):
+        embedder = make_embedder(Settings(model=model, engine="torch"))
+        vectors = embedder.embed_passages(["The UNRCCA is headquartered in Ashgabat."] * (DIRECT_TEXTS + 1))
+        assert vectors.shape[0] == DIRECT_TEXTS + 1 and embedder._model is not None  # through sentence-transformers
+    # torch sets a few variables of its own on import; ours would be the hub's
+    added = [k for k in os.environ if k not in before and k.startswith(("HF_", "TRANSFORMERS"))]
+    assert added == [], added
+    assert connects == [], connects
+    """
+)
+
+
+@pytest.mark.slow
+def test_loading_the_real_models_asks_no_hub_and_sets_no_environment_variable():
+    # HF_HUB_OFFLINE unset and the hub pointing at a closed port: a request would fail, hang or warn
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"
+    done = subprocess.run([sys.executable, "-c", _OFFLINE_PROBE], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "warn" not in done.stderr.lower() and "offline" not in done.stderr.lower(), done.stderr

@@ -107,69 +107,25 @@ def test_source_links_are_only_http():
     assert "<a " not in html and "javascript:alert(1)" in html
 
 
-# --------------------------------------------------------------------------- uploads
+# --------------------------------------------------------------------------- the login
 
 
-@pytest.mark.parametrize(
-    "name, expected",
-    [
-        ("notes.txt", "notes.txt"),
-        ("../../etc/passwd.md", "passwd.md"),
-        ("..\\..\\windows\\win.ini.txt", "win.ini.txt"),
-        ("/abs/path/Report 2024 (final).MD", "Report-2024-final.md"),
-        (".hidden.jsonl", "hidden.jsonl"),
-        ("a..b....txt", "a.b.txt"),
-        ("Доклад.txt", "Доклад.txt"),
-    ],
-)
-def test_clean_filename(name, expected):
-    assert web.clean_filename(name) == expected
-
-
-@pytest.mark.parametrize("name", ["run.exe", "notes.txt.exe", "slides.pptx", "noext", ".txt", "../.md", "***.txt"])
-def test_clean_filename_refuses(name):
-    with pytest.raises(web.UploadError):
-        web.clean_filename(name)
-
-
-def test_add_upload_checks_type_size_and_content_and_never_overwrites(tmp_path):
-    corpus, up = tmp_path / "corpus", tmp_path / "up"
-    corpus.mkdir(), up.mkdir()
-    (corpus / "news.md").write_text("old\n", encoding="utf-8")
-    good = up / "news.md"
-    good.write_text("# News\n\nThe Caspian sturgeon festival takes place in Atyrau.\n", encoding="utf-8")
-    target, warnings = web.add_upload(corpus, good, 10_000)
-    assert target == corpus.resolve() / "news-2.md" and warnings == []
-    assert (corpus / "news.md").read_text(encoding="utf-8") == "old\n"
-    target, _ = web.add_upload(corpus, good, 10_000, original_name="../../../escape.md")
-    assert target == corpus.resolve() / "escape.md" and not (tmp_path / "escape.md").exists()
-
-    lines = up / "lines.jsonl"
-    lines.write_text('{"text": "one"}\nnot json\n', encoding="utf-8")
-    assert web.add_upload(corpus, lines, 10_000)[1] == ["lines.jsonl:2: not JSON (Expecting value); line skipped."]
-    for name, data, message in [
-        ("big.txt", b"x" * 20_000, "over the"),
-        ("bin.txt", b"\x00\x01\x02", "binary"),
-        ("latin.txt", "caf\xe9".encode("latin-1"), "not UTF-8"),
-        ("empty.jsonl", b'{"title": "no text"}\n', "no document"),
-        ("run.exe", b"MZ", "only .txt"),
-    ]:
-        (up / name).write_bytes(data)
-        with pytest.raises(web.UploadError, match=message):
-            web.add_upload(corpus, up / name, 10_000)
-    assert sorted(p.name for p in corpus.iterdir()) == ["escape.md", "lines.jsonl", "news-2.md", "news.md"]  # no staged leftovers
-
-
-def test_uploads_are_off_when_read_only_or_public_without_login():
-    assert web.uploads_allowed("127.0.0.1", False, None)
-    assert web.uploads_allowed("localhost", False, None) and web.uploads_allowed("::1", False, None)
-    assert not web.uploads_allowed("127.0.0.1", True, None)
-    assert not web.uploads_allowed("0.0.0.0", False, None)
-    assert not web.uploads_allowed("192.168.1.5", False, None)
-    assert web.uploads_allowed("0.0.0.0", False, [("ann", "secret")])
+def test_parse_auth():
     assert web.parse_auth("ann:secret,bob:pw") == [("ann", "secret"), ("bob", "pw")]
     with pytest.raises(ValueError):
         web.parse_auth("ann")
+
+
+def test_importing_the_web_module_writes_no_environment_variable():
+    # telemetry and gradio's version check are off through Blocks(analytics_enabled=False), not a global
+    probe = "import os; before = dict(os.environ); import regional_chat.web; assert dict(os.environ) == before, set(os.environ) ^ set(before)"
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_ANALYTICS_ENABLED"}
+    subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=120)
+
+
+def test_the_app_sends_no_telemetry(bot):
+    app = web.build_app(bot)
+    assert app.analytics_enabled is False
 
 
 # --------------------------------------------------------------------------- the API (hashing embedder, server in a thread)

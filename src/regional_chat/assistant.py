@@ -8,29 +8,18 @@ are being answered: each question uses the index that was live when it came.
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .conversation import follow_up_terms, with_terms
 from .embedding import Embedder, make_embedder
 from .store.folder import Index
-from .build import build_index
-from .store import live_generation, load_index, recorded_model
+from .service import FOLLOW_SECONDS, Generation, LiveIndex
+from .store import load_index, recorded_model
 from .settings import MAX_K, MODES, Settings
 from .facets import Understood, describe_filter, understand
 from .types import Answer, BuildReport, Document, Filter, Hit
 
-FOLLOW_SECONDS = 5.0  # how often a serving assistant looks for a generation another process built
-
-@dataclass(frozen=True)
-class _Live:
-    """The index in use and what was built on it; replaced whole when the index is rebuilt."""
-
-    index: Index
-    retriever: object  # retrieval.Retriever
 
 
 def make_answerer(settings: Settings):
@@ -70,12 +59,8 @@ class Assistant:
         self.settings = settings or Settings()
         self.embedder = embedder or make_embedder(self.settings)
         index.manifest.check_compatible(self.embedder, self.settings, index.root)
-        self.index_dir = index.root
-        self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else _corpus_of(index)
         self.extractor = answerer if answerer is not None else make_answerer(self.settings)
-        self._live = self._make_live(index)
-        self._rebuild_lock = threading.Lock()
-        self._checked = time.monotonic()  # when another process's build was last looked for
+        self._live = LiveIndex(index, self.settings, self.embedder, corpus_dir)  # the generation questions use, and its switch
 
     @classmethod
     def load(
@@ -96,38 +81,27 @@ class Assistant:
         embedder = embedder or make_embedder(settings)
         return cls(load_index(index_dir, settings, embedder), settings, embedder, corpus_dir)
 
-    def _make_live(self, index: Index) -> _Live:
-        from .retrieval import Retriever
-
-        return _Live(index, Retriever(index, index.lexical, self.embedder, self.settings))
-
     @property
     def index(self) -> Index:
+        """The index questions are answered from now."""
         return self._live.index
+
+    @property
+    def index_dir(self) -> str | Path:
+        """Where the index lives: a folder, or ``milvus:<file-or-URI>``."""
+        return self._live.location
+
+    @property
+    def corpus_dir(self) -> Path | None:
+        """The corpus :meth:`rebuild` reads (None when unknown)."""
+        return self._live.corpus_dir
 
     def follow(self, every: float = FOLLOW_SECONDS) -> bool:
         """Switch to a generation another process built since this one was loaded; True when it switched.
 
-        Looked for at most once every ``every`` seconds (a file read, or one Milvus row), before a
-        question, so that several serving processes over one store all answer from a build made
-        elsewhere within seconds. A rebuild running in this process is left to switch by itself.
+        Looked for at most once every ``every`` seconds, before a question (see :meth:`LiveIndex.follow`).
         """
-        now = time.monotonic()
-        if now - self._checked < every or not self._rebuild_lock.acquire(blocking=False):
-            return False
-        try:
-            self._checked = now
-            try:
-                live = live_generation(self.index_dir)
-            except Exception:  # noqa: BLE001 - an unreachable store: keep answering from the loaded generation
-                return False
-            if live is None or live == str(self._live.index.path):
-                return False
-            fresh = load_index(self.index_dir, self.settings, self.embedder)
-            self._live = self._make_live(fresh)  # one assignment: a question sees the old or the new, never half
-            return True
-        finally:
-            self._rebuild_lock.release()
+        return self._live.follow(every)
 
     def warm_up(self) -> None:
         """Load the model, the BM25 index and the answer models now rather than on the first question."""
@@ -151,7 +125,7 @@ class Assistant:
         """The passages retrieved for ``question``, best first (no answer extraction), as ``answer`` retrieves them."""
         question = self.check_question(question)
         self.follow()
-        live = self._live
+        live = self._live.current
         prefer = self._understand(live, question)
         return live.retriever.search(question, k or self.settings.top_k, mode, where=filters or None, prefer=prefer or None)
 
@@ -203,7 +177,7 @@ class Assistant:
         if filters is not None and not isinstance(filters, Filter):
             raise ValueError(f"filters must be a regional_chat.Filter, not {type(filters).__name__}.")
         self.follow()
-        live = self._live  # one consistent index for the whole question, even if a rebuild swaps it
+        live = self._live.current  # one consistent index for the whole question, even if a rebuild swaps it
         terms = follow_up_terms(question, history[-2:])
         # A follow-up is read with all the terms of the previous turn and, since names the answer
         # sentence does not repeat lower its confidence ("When was his organization founded?
@@ -233,7 +207,7 @@ class Assistant:
             understood="; ".join(said),
         )
 
-    def _understand(self, live: _Live, question: str) -> Understood:
+    def _understand(self, live: Generation, question: str) -> Understood:
         """What ``question`` names that the index's metadata holds (within a filter, it steers inside the filter)."""
         if not self.settings.prefer_named:
             return Understood()
@@ -241,7 +215,7 @@ class Assistant:
 
     def document(self, doc_id: str) -> Document:
         """The indexed document ``doc_id`` (its text is what quote offsets point into)."""
-        return self._live.index.document(doc_id)
+        return self.index.document(doc_id)
 
     def rebuild(
         self,
@@ -250,24 +224,9 @@ class Assistant:
         warn: Callable[[str], None] | None = None,
     ) -> BuildReport:
         """Bring the index up to date with the corpus and switch to it; questions keep being answered meanwhile."""
-        corpus = Path(corpus_dir) if corpus_dir is not None else self.corpus_dir
-        if corpus is None:
+        if corpus_dir is None and self.corpus_dir is None:
             raise ValueError("this assistant does not know its corpus folder: pass corpus_dir.")
-        with self._rebuild_lock:
-            report = build_index(
-                corpus, self.index_dir, self.settings, embedder=self.embedder, wait=True, warn=warn, on_progress=on_progress
-            )
-            fresh = load_index(self.index_dir, self.settings, self.embedder)
-            if fresh.path != self._live.index.path:
-                self._live = self._make_live(fresh)  # one assignment: a question sees the old or the new, never half
-            else:
-                fresh.close()
-        return report
-
-
-def _corpus_of(index: Index) -> Path | None:
-    corpus = index.manifest.corpus
-    return Path(corpus) if corpus else None
+        return self._live.rebuild(corpus_dir, on_progress=on_progress, warn=warn)
 
 
 def answer(question: str, history: Sequence[Answer] = (), index_dir: str | Path = "index") -> Answer:

@@ -107,9 +107,9 @@ def _serving_threads() -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import build_index
+    from .service import update_index
 
-    report = build_index(
+    report = update_index(
         args.corpus, args.index, _settings(args), full=args.full, progress=not args.quiet and sys.stderr.isatty() or args.progress,
         wait=args.wait, warn=_warn,
     )

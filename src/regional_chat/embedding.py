@@ -168,10 +168,6 @@ class SentenceTransformerEmbedder:
         return self._model
 
     def _load(self):
-        import os
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: models are local
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -186,7 +182,8 @@ class SentenceTransformerEmbedder:
         except ImportError:  # pragma: no cover
             pass
         kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
-        model = SentenceTransformer(str(self.path), device="cpu", model_kwargs=kwargs)
+        # a folder on disk, and local_files_only: never a hub request (no process-wide HF_HUB_OFFLINE needed)
+        model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True, model_kwargs=kwargs)
         self._max_tokens = int(model.max_seq_length)
         return model
 

@@ -9,31 +9,24 @@ block alone, so document text is never read as Markdown or LaTeX either.
 from __future__ import annotations
 
 import html
-import ipaddress
 import os
 import re
-import shutil
-import unicodedata
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by gradio whenever a Blocks is made: no telemetry, no version check
+import gradio as gr
+from starlette.middleware import Middleware
 
-import gradio as gr  # noqa: E402
-from starlette.middleware import Middleware  # noqa: E402
-
-from .assistant import Assistant  # noqa: E402
-from .conversation import Conversation  # noqa: E402
-from .countries import display  # noqa: E402
-from .documents import SUFFIXES, DocumentError, Notice, SourceFile, read_documents  # noqa: E402
-from .facets import filter_from  # noqa: E402
-from .build import build_index  # noqa: E402
-from .store.folder import current_generation
-from .store import is_milvus  # noqa: E402
-from .settings import Settings  # noqa: E402
-from .text import LANGUAGE_NAMES, language_of  # noqa: E402
-from .types import Answer, Quote  # noqa: E402
+from .assistant import Assistant
+from .conversation import Conversation
+from .countries import display
+from .documents import SUFFIXES
+from .facets import filter_from
+from .ingest.upload import stage_uploads, uploads_allowed
+from .service import builds_on_start, update_index
+from .settings import Settings
+from .text import LANGUAGE_NAMES, language_of
+from .types import Answer, Quote
 
 SEED_DOC = "kazakhstan-un-preventive-diplomacy-unrcca-meeting.txt"
 SEED_EXAMPLES = (
@@ -143,97 +136,27 @@ def render_question(question: str) -> str:
 # --------------------------------------------------------------------------- uploads
 
 
-class UploadError(ValueError):
-    """An uploaded file is refused; the message says why and is shown in the page."""
-
-
-def clean_filename(name: str) -> str:
-    """A safe file name for the corpus folder: no folders, no hidden files, an allowed type.
-
-    Raises:
-        UploadError: the name has no usable part or is not a corpus file type (documents.SUFFIXES).
-    """
-    base = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]  # no folders, either slash
-    stem, suffix = os.path.splitext(base)
-    if suffix.lower() not in SUFFIXES:
-        raise UploadError(f"{name!r}: only {', '.join(SUFFIXES)} files can be added.")
-    stem = re.sub(r"[^\w.\-]+", "-", stem, flags=re.UNICODE)
-    stem = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", stem)).strip(".-_")[:100]  # no leading dot: not hidden
-    if not stem:
-        raise UploadError(f"{name!r}: the file name has no usable characters.")
-    return stem + suffix.lower()
-
-
-def _free_target(folder: Path, name: str) -> Path:
-    stem, suffix = Path(name).stem, Path(name).suffix
-    target, n = folder / name, 2
-    while target.exists() or target.is_symlink():
-        target, n = folder / f"{stem}-{n}{suffix}", n + 1
-    return target
-
-
-def add_upload(corpus_dir: Path, path: str | Path, max_bytes: int, original_name: str | None = None) -> tuple[Path, list[str]]:
-    """Copy one uploaded file into the corpus folder after checking it; returns (where, warnings).
-
-    The file is read with the corpus's own readers first, so what is refused
-    here is exactly what the index build would skip.
-
-    Raises:
-        UploadError: wrong type, too large, unreadable, or holds no document.
-    """
-    source = Path(path)
-    name = clean_filename(original_name or source.name)
-    size = source.stat().st_size
-    if size > max_bytes:
-        raise UploadError(f"{name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit.")
-    corpus = corpus_dir.resolve()
-    corpus.mkdir(parents=True, exist_ok=True)
-    staged = corpus / f".upload-{uuid.uuid4().hex[:12]}{Path(name).suffix}"  # hidden: the index build passes it over
-    try:
-        shutil.copyfile(source, staged)
-        warnings, documents = [], 0
-        try:
-            for item in read_documents(SourceFile(staged, name, size, 0)):
-                if isinstance(item, Notice):
-                    warnings.append(item.text)  # a bad line of a .jsonl file, a PDF page without text
-                else:
-                    documents += 1
-        except DocumentError as exc:
-            raise UploadError(str(exc)) from None
-        if documents == 0:
-            raise UploadError(f"{name}: holds no document with text.")
-        target = _free_target(corpus, name)
-        if target.resolve().parent != corpus:
-            raise UploadError(f"{name}: would land outside the corpus folder.")
-        os.replace(staged, target)
-        return target, warnings
-    finally:
-        staged.unlink(missing_ok=True)
-
-
 def add_files(bot: Assistant, paths: Sequence[str | Path], max_bytes: int, on_progress: Callable[[int, int], None] | None = None) -> str:
     """Add the uploaded files to the bot's corpus and switch it to the updated index; returns the report as HTML.
 
     Questions asked meanwhile are answered from the index in use until the new one is ready.
     """
-    added, problems = [], []
-    for path in paths:
-        try:
-            target, warnings = add_upload(bot.corpus_dir, path, max_bytes)
-            added.append(target.name)
-            problems += warnings
-        except UploadError as exc:
-            problems.append(str(exc))
-    refused = "".join(f"<p>Refused or skipped: {_text(p)}</p>" for p in problems)
-    if not added:
-        return refused or "<p>Choose one or more files first.</p>"
-    names = _text(", ".join(added))
+    if bot.corpus_dir is None:
+        return "<p>Adding documents is off: this index does not record its corpus folder.</p>"
+    staged = stage_uploads(bot.corpus_dir, paths, max_bytes)
+    if not staged.added:
+        return _refusals(staged.problems) or "<p>Choose one or more files first.</p>"
+    names = _text(", ".join(target.name for target in staged.added))
+    problems = list(staged.problems)
     try:
         result = bot.rebuild(on_progress=on_progress, warn=problems.append)
     except Exception as exc:  # the files are in the corpus: the next build indexes them
-        return f"<p>Added {names} to the corpus, but the index could not be updated: {_text(str(exc))}</p>{refused}"
-    refused = "".join(f"<p>Refused or skipped: {_text(p)}</p>" for p in problems)  # with the build's own warnings
-    return f"<p>Added {names}. {_text(result.summary())}. New questions use it now.</p>{refused}"
+        return f"<p>Added {names} to the corpus, but the index could not be updated: {_text(str(exc))}</p>{_refusals(problems)}"
+    return f"<p>Added {names}. {_text(result.summary())}. New questions use it now.</p>{_refusals(problems)}"  # with the build's own warnings
+
+
+def _refusals(problems: Sequence[str]) -> str:
+    return "".join(f"<p>Refused or skipped: {_text(p)}</p>" for p in problems)
 
 
 # Gradio's routes that write a request's files to disk: /upload (what gr.File posts to) and
@@ -333,20 +256,6 @@ async def _plain(send: Callable, status: int, text: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(data)).encode())]})
     await send({"type": "http.response.body", "body": data})
-
-
-def uploads_allowed(host: str, read_only: bool, auth: object | None) -> bool:
-    """Adding documents is on unless read-only, or served beyond loopback without a login."""
-    if read_only:
-        return False
-    if auth:
-        return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --------------------------------------------------------------------------- the app
@@ -487,7 +396,7 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: A
         server_name=host,
         server_port=port,
         auth=auth,
-        max_file_size=int(max_upload_mb * 1e6),  # bytes; add_upload says the same limit in words
+        max_file_size=int(max_upload_mb * 1e6),  # bytes; ingest.upload.add_upload says the same limit in words
         # the guard in front of every route that stores files (see UploadGuard); build_app says whether uploads are on
         app_kwargs={"middleware": [Middleware(UploadGuard, uploads=getattr(app, "rc_uploads", False), max_bytes=int(max_upload_mb * 1e6))]},
         num_workers=0,  # no separate static-file workers: every upload passes through the guard
@@ -510,9 +419,8 @@ def serve(corpus_dir: str | Path, index_dir: str | Path, settings: Settings, *, 
           read_only: bool = False, auth: Any = None, concurrency: int = 4, max_upload_mb: float = MAX_UPLOAD_MB) -> None:
     """Bring the index up to date with the corpus (progress on the terminal), then serve the chat until interrupted."""
     corpus = Path(corpus_dir)
-    index_dir = index_dir if is_milvus(index_dir) else Path(index_dir)
-    if corpus.exists() or (not is_milvus(index_dir) and current_generation(index_dir) is None):
-        print(build_index(corpus, index_dir, settings, progress=True, wait=True).summary(), flush=True)  # embeds only what changed
+    if builds_on_start(corpus, index_dir):
+        print(update_index(corpus, index_dir, settings, progress=True, wait=True).summary(), flush=True)  # embeds only what changed
     else:
         print(f"corpus {corpus} is missing: serving the index at {index_dir} as it is.", flush=True)
     bot = Assistant.load(index_dir, settings, corpus_dir=corpus)

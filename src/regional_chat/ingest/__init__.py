@@ -1,10 +1,11 @@
-"""Readers for the corpus formats that are not plain text: PDF, HTML and DOCX.
+"""Documents in: readers for the corpus formats that are not plain text (PDF, HTML, DOCX), and upload staging.
 
 One module per format, each with ``read(rel, data) -> (Document, warnings)``
 that raises ``documents.DocumentError`` when the file cannot be indexed.
 ``documents.read_documents`` dispatches to them by suffix. Importing this
 package is cheap: a reader's library (pypdf, trafilatura, python-docx) is
-imported when its first file is read.
+imported when its first file is read. ``ingest.upload`` checks files a user
+sends with those same readers and copies them into the corpus.
 """
 
 from __future__ import annotations

