@@ -32,9 +32,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .retrieval import MODES
 from .settings import Settings
 
-MODES = ("dense", "lexical", "hybrid")
+# the order of the figures in the published results (bench/results/eval-*.json, docs/QUALITY.md), not MODES' order
+_REPORTED = ("dense", "lexical", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ class _Tally:
         if not rows:
             return {"questions": 0}
         out: dict[str, Any] = {"questions": len(rows)}
-        for mode in MODES:
+        for mode in _REPORTED:
             ranks = [r["rank"][mode] for r in rows if mode in r["rank"]]
             if ranks:
                 out[f"{mode}_recall@1"] = _pct([0 < x <= 1 for x in ranks])

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # bm25s and PyStemmer load only when a lexical index is built
     from .embedding import Embedder
     from .facets import Understood
 
-MODES = ("dense", "lexical", "hybrid")
+MODES = ("hybrid", "dense", "lexical")  # the retrieval modes, default first: the one list (assistant, eval, CLI)
 FUSION_METHODS = ("rrf", "minmax", "zscore")
 BM25_METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+")
 
