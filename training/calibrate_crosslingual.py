@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +152,7 @@ def figures(rows: list[dict], cal: Calibration) -> dict:
     if out:
         res["left_out_questions"] = len(out)
         res["left_out_abstained"] = round(100 * np.mean([p < t for p, _ in out]), 1)
-    res["reliability"] = reliability([{"confidence": float(p), "right": bool(r["right"])} for p, r in zip(probs, rows)], bins=5)
+    res["reliability"] = [asdict(b) for b in reliability(((p, r["right"]) for p, r in zip(probs, rows)), bins=5)]
     return res
 
 

@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -226,7 +227,7 @@ def main() -> int:
         "left_out_refused_at_threshold": round(float(np.mean([cal.probability(r[0]) < threshold for r in fit if r[2] == "squad-left-out"])), 4),
         "weights_squad": dict(zip(FEATURES, map(lambda v: round(float(v), 4), w))),
         "domain_rescale": {"slope": round(rescale[0], 4), "offset": round(rescale[1], 4)},
-        "reliability_on_fit_data_before_rescale": reliability([{"confidence": float(c), "right": bool(r)} for c, r in zip(probs, y)]),
+        "reliability_on_fit_data_before_rescale": [asdict(b) for b in reliability(zip(probs, y))],
         "domain_dev_by_threshold": threshold_table(np.array([cal.probability(r[0]) for r in dev]), np.array([r[1] for r in dev]), args.wrong_cost) if dev else [],
         "seconds": round(time.time() - t0, 1),
     }
