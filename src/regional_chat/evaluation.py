@@ -10,8 +10,8 @@ every question is asked, and the figures are compared with the gold answers:
   whole best sentence;
 * abstention accuracy for v2.0 (answered when answerable, abstained when not);
 * per-question latency p50/p95 (question embedding + retrieval + answer extraction);
-* with ``--leave-article-out``: each article's questions asked against the corpus
-  without that article, where every one should be abstained on.
+* with ``--leave-article-out``: each question asked again with a filter that leaves
+  its whole article out (:func:`article_left_out`), where every one should be abstained on.
 
 Every figure is given on all questions and on each half of the articles
 (even- and odd-numbered), since the answer weights were tuned on the even half.
@@ -35,7 +35,7 @@ import numpy as np
 
 from .retrieval import MODES
 from .settings import Settings
-from .types import Answer
+from .types import Answer, Filter
 
 
 @dataclass(frozen=True)
@@ -125,31 +125,13 @@ def _distinct_docs(hits) -> list[str]:
     return seen
 
 
-class ArticleLeftOut:
-    """The hits a question would get if its article were not in the corpus.
+def article_left_out(article: int) -> Filter:
+    """The :class:`Filter` that leaves out every paragraph of ``article`` (``read_squad`` names them ``a012p003``).
 
-    Each paragraph's id starts with its article ("a012p003"); the search asks for as many more
-    chunks as the largest article has, and drops the question's own article from them.
-
-    Args:
-        index: the loaded index of a ``--corpus-from-contexts`` corpus.
-        embedder: the index's embedder.
-        settings: ``candidates`` and ``top_k``, as the assistant uses them.
+    Asked with it, the assistant searches the other articles' chunks only, inside FAISS and BM25, as
+    for a user's filter; BM25's statistics (idf, mean chunk length) still count the article's chunks.
     """
-
-    def __init__(self, index: Any, embedder: Any, settings: Settings) -> None:
-        from .retrieval import Retriever
-
-        self.settings = settings
-        self.article_chunks = collections.Counter(_local(c.doc_id)[:4] for c in index.iter_chunks())
-        wider = settings.with_(candidates=settings.candidates + max(self.article_chunks.values()))
-        self.retriever = Retriever(index, index.lexical, embedder, wider)
-
-    def hits(self, question: str, vector: np.ndarray, doc_id: str, mode: str = "hybrid") -> list:
-        """The ``top_k`` best chunks outside the article of paragraph ``doc_id``."""
-        article = _local(doc_id)[:4]
-        found = self.retriever.search_vector(question, vector, self.settings.top_k + self.article_chunks[article], mode)
-        return [h for h in found if _local(h.chunk.doc_id)[:4] != article][: self.settings.top_k]
+    return Filter(exclude_paths=(f"*#a{article:03d}p*",))
 
 
 @dataclass(frozen=True)
@@ -249,7 +231,7 @@ class Outcome:
     paragraphs retrieved (0: not among them). ``answer`` is :meth:`Assistant.answer`'s reply, as served;
     the scores are those of the short answer and best sentence it would have given had it answered
     (the same call with ``abstain=False``), on answerable questions only. Everything about answers is
-    None when only retrieval was measured; ``left_out_found`` is None without ``leave_article_out``.
+    None when only retrieval was measured; ``left_out`` is None without ``leave_article_out``.
     """
 
     question: Question
@@ -261,7 +243,7 @@ class Outcome:
     short_f1: float | None = None
     sentence_em: float | None = None
     sentence_f1: float | None = None
-    left_out_found: bool | None = None
+    left_out: Answer | None = None  # the reply with the question's article left out (``leave_article_out``)
 
     @property
     def right(self) -> bool | None:
@@ -304,9 +286,9 @@ def _figures(outcomes: Sequence[Outcome]) -> Figures:
         values["abstained_when_unanswerable"] = _pct([not o.answer.found for o in unanswerable])
     if answerable and unanswerable:
         values["abstention_accuracy"] = _pct([o.answer.found == bool(o.question.answers) for o in answered])
-    left_out = [o.left_out_found for o in outcomes if o.left_out_found is not None]
+    left_out = [o.left_out for o in outcomes if o.left_out is not None]
     if left_out:
-        values["leave_article_out_abstained"] = _pct([not found for found in left_out])
+        values["leave_article_out_abstained"] = _pct([not a.found for a in left_out])
     latencies = [o.ms for o in outcomes if o.ms is not None]
     if latencies:
         values["latency_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
@@ -314,18 +296,15 @@ def _figures(outcomes: Sequence[Outcome]) -> Figures:
     return Figures(questions=len(outcomes), **values)
 
 
-def _ask(bot: Any, q: Question, mode: str, left_out: ArticleLeftOut | None) -> Outcome:
+def _ask(bot: Any, q: Question, mode: str, leave_article_out: bool) -> Outcome:
     """``q`` asked of the assistant as a user asks it, scored (its ``ranks`` are left for the caller)."""
     started = time.perf_counter()
     ans = bot.answer(q.text, mode=mode)
     ms = 1000 * (time.perf_counter() - started)
-    left_out_found = None
-    if left_out is not None:
-        vector = None if mode == "lexical" else bot.embedder.embed_queries([q.text])[0]
-        hits = left_out.hits(q.text, vector, q.doc_id, mode)
-        left_out_found = bot.extractor.extract(q.text, hits, bot.index.document, bot.embedder, vector).found
+    # the same served call, told to leave the question's article out: every reply should be an abstention
+    left_out = bot.answer(q.text, mode=mode, filters=article_left_out(q.article)) if leave_article_out else None
     if not q.answers:
-        return Outcome(q, MappingProxyType({}), ans, ms, left_out_found=left_out_found)
+        return Outcome(q, MappingProxyType({}), ans, ms, left_out=left_out)
     # the figures without abstention score what it would have said had it answered:
     # the same call, told not to abstain (only needed when it did)
     said = ans if ans.found else bot.answer(q.text, mode=mode, abstain=False)
@@ -337,7 +316,7 @@ def _ask(bot: Any, q: Question, mode: str, left_out: ArticleLeftOut | None) -> O
         sentence_hit=any(g in sentence for g in q.answers),
         short_em=exact_match(short, q.answers), short_f1=f1_score(short, q.answers),
         sentence_em=exact_match(sentence, q.answers), sentence_f1=f1_score(sentence, q.answers),
-        left_out_found=left_out_found,
+        left_out=left_out,
     )  # fmt: skip
 
 
@@ -403,7 +382,7 @@ def evaluate(
             default ``/tmp/regional-chat-eval/<file name>-<model>``.
         settings: model, retrieval and answer settings.
         mode: the retrieval that feeds the answers (all three are measured for recall).
-        leave_article_out: also ask each question against the corpus without its article.
+        leave_article_out: also ask each question with its article left out (:func:`article_left_out`).
         limit: ask only every n-th question so that about ``limit`` are asked (quick runs).
         answers: False measures retrieval only.
         articles: ask only the questions of these articles (their index in the file); every
@@ -443,7 +422,6 @@ def evaluate(
     index = load_index(root, settings, embedder)
     # the very assistant a user gets: its answer, its decision to answer or not
     bot = Assistant(index, settings, embedder, corpus.parent)
-    left_out = ArticleLeftOut(index, embedder, settings)
 
     outcomes: list[Outcome] = []
     depth = max(20, settings.top_k) * 2
@@ -453,7 +431,7 @@ def evaluate(
 
         bar = tqdm(total=len(questions), unit="q", file=sys.stderr, dynamic_ncols=True)
     for q in questions:
-        asked = _ask(bot, q, mode, left_out if leave_article_out else None) if answers else None
+        asked = _ask(bot, q, mode, leave_article_out) if answers else None
         # ranks after the answer, so that its latency is timed as a user's first ask of the question
         docs = {m: _distinct_docs(bot.search(q.text, k=depth, mode=m)) for m in MODES}
         ranks = MappingProxyType({m: ranked.index(q.doc_id) + 1 if q.doc_id in ranked else 0 for m, ranked in docs.items()})
