@@ -6,7 +6,9 @@ import pytest
 from conftest import FIXTURES
 from regional_chat.cli import main
 from regional_chat.evaluation import Figures, evaluate, exact_match, f1_score, normalize_answer, read_squad
+from regional_chat.assistant import Assistant
 from regional_chat.settings import Settings
+from regional_chat.types import Filter
 
 MINI = FIXTURES / "mini-squad-v2.json"
 
@@ -60,6 +62,28 @@ def test_a_figure_not_measured_is_none_and_left_out_of_the_json(tmp_path):
     # the published names and order: dense, lexical, hybrid (bench/results/eval-*.json, docs/QUALITY.md)
     assert list(data["all"]) == ["questions"] + [f"{m}_{x}" for m in ("dense", "lexical", "hybrid") for x in ("recall@1", "recall@5", "recall@20", "mrr")]
     assert json.loads(json.dumps(data)) == data
+
+
+def test_eval_measures_the_answers_the_assistant_serves(tmp_path):
+    """Each question's answer in evaluate() equals a separately loaded Assistant's answer to it."""
+    settings = Settings(model="hashing:64")
+    result = evaluate(MINI, tmp_path / "ix", settings, leave_article_out=True)
+    bot = Assistant.load(tmp_path / "ix", settings, corpus_dir=tmp_path / "ix.corpus")
+    paragraphs, questions = read_squad(MINI)
+    assert [o.question for o in result.outcomes] == questions
+    # both branches are compared: answers with quotes, and abstentions with related passages
+    assert {o.answer.found for o in result.outcomes} == {True, False}
+    for outcome in result.outcomes:
+        q, measured = outcome.question, outcome.answer
+        served = bot.answer(q.text)
+        assert (measured.found, measured.text, measured.confidence) == (served.found, served.text, served.confidence), q.qid
+        assert (measured.quotes or measured.related)[:1] == (served.quotes or served.related)[:1], q.qid
+        assert measured == served, q.qid  # and everything else the Answer holds
+        # the left-out answer is the assistant's with the article's paragraphs, named one by one, filtered out
+        article = tuple(f"contexts.jsonl#{local}" for local, _, _ in paragraphs if local.startswith(f"a{q.article:03d}p"))
+        left_out = bot.answer(q.text, filters=Filter(exclude_paths=article))
+        said = lambda a: (a.found, a.text, a.confidence, a.quotes, a.related)  # noqa: E731 - not `understood`: the filters are spelt apart
+        assert said(outcome.left_out) == said(left_out), q.qid
 
 
 def test_eval_command_writes_json(tmp_path, capsys):
