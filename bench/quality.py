@@ -218,9 +218,9 @@ def render() -> str:
         "  `*_as_answered` counts an abstention as",
         "  an empty answer. `sentence_em` / `sentence_f1` score the whole best sentence instead, for comparison.",
         "- `abstention_accuracy`: answered when answerable and abstained when not (v2.0), with both halves beside it.",
-        "- `leave_article_out_abstained`: each question asked with its whole article left out of the retrieved passages",
-        "  (the article's chunks are dropped from the ranked candidates; BM25 statistics still include them), where",
-        "  abstaining is the right answer.",
+        "- `leave_article_out_abstained`: each question asked through `Assistant.answer` again with a filter that leaves",
+        "  its whole article out (`evaluation.article_left_out`: FAISS and BM25 search only the other articles' chunks;",
+        "  BM25 statistics still include them), where abstaining is the right answer.",
         "- `latency_*`: one question at a time, warm: question embedding, hybrid retrieval and reading.",
     ]
     return "\n".join(lines) + "\n"

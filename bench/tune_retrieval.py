@@ -1,9 +1,12 @@
 """Tune and measure retrieval on SQuAD v1.1 dev: dense, BM25, and their fusions.
 
 Every paragraph is one passage; a question is answered when its own paragraph
-is retrieved. Fusion runs as ``Retriever`` runs it: the top candidates of each
-retriever, with the dense candidates that BM25 did not rank appended to the BM25
-list with their own BM25 scores. Tuning (tokenisation, BM25 variant and parameters, fusion method,
+is retrieved. Every fusion that Settings can be set to is ranked by the shipped
+``Retriever`` itself (``search_vector``: the top candidates of each retriever, the
+dense candidates that BM25 did not rank appended to the BM25 list with their own
+BM25 scores, fusion, the cut to k), over each question's candidates found once;
+only the comparisons it cannot be set to (no fill, another RRF k) call the fusion
+functions directly. Tuning (tokenisation, BM25 variant and parameters, fusion method,
 weight, RRF k and candidates) uses only the questions of the even-indexed
 articles; the odd-indexed articles are held out, and all questions are
 reported too. Russian XQuAD (BM25 only; MiniLM is an English model) checks
@@ -23,7 +26,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from regional_chat.embedding import make_embedder  # noqa: E402
-from regional_chat.retrieval import LexicalIndex, fuse, fuse_filled  # noqa: E402
+from regional_chat.retrieval import LexicalIndex, Retriever, fuse, fuse_filled  # noqa: E402
 from regional_chat.settings import Settings  # noqa: E402
+from regional_chat.types import Chunk  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SQUAD = DATA / "squad-dev-v1.1.json"
@@ -124,13 +128,66 @@ def lexical_with_fill(index: LexicalIndex, questions: list[str], dense, k: int):
     return runs, fills
 
 
-def fused_runs(dense, lexical, select, candidates, fills=None, **kw) -> list[list[int]]:
-    """Fusion as Retriever.search_vector does it: with ``fills``, the dense candidates
-    that BM25 did not rank follow its list with their own BM25 scores."""
-    out: list[list[int]] = [[] for _ in dense]
+@dataclass
+class Candidates:
+    """Each question's candidates from both retrievers, found once, served to the shipped Retriever as its indexes.
+
+    The grid ranks every question once per configuration (hundreds of them); searching FAISS and
+    BM25 again each time would cost minutes per configuration for lists that never change. The
+    Retriever still does all that it does for a user's question: how many candidates it takes from
+    each, the BM25 fill, the fusion and its weight (none for a question the encoder cannot read),
+    the cut to k. Passages are the paragraphs: chunk id = paragraph number.
+    """
+
+    passages: list[str]
+    questions: list[str]
+    vectors: np.ndarray  # the questions' embeddings
+    dense: list[list[tuple[int, float]]]  # best first, MAX_CANDIDATES per question
+    lexical: list[list[tuple[int, float]]]
+    fills: list[dict[int, float | None]]  # BM25 score of each dense candidate
+    embedder: object  # what Retriever.reads asks (the encoder's scripts)
+    _by_vector: dict[bytes, int] = field(init=False, repr=False)
+    _by_question: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.vectors = np.asarray(self.vectors, dtype=np.float32)
+        # a question asked twice has the same vector, text and candidates: either row will do
+        self._by_vector = {v.tobytes(): i for i, v in enumerate(self.vectors)}
+        self._by_question = {q: i for i, q in enumerate(self.questions)}
+
+    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
+        assert allowed is None and k <= MAX_CANDIDATES
+        return [self.dense[self._by_vector[v.tobytes()]][:k] for v in np.asarray(vectors, dtype=np.float32)]
+
+    def search_and_score(self, question: str, k: int, chunk_ids, allowed: np.ndarray | None = None):
+        assert allowed is None and k <= MAX_CANDIDATES
+        i = self._by_question[question]
+        return self.lexical[i][:k], [self.fills[i][c] for c in chunk_ids]
+
+    def chunks(self, ids) -> list[Chunk]:
+        return [Chunk(int(c), str(c), 0, 0, len(self.passages[c]), self.passages[c]) for c in ids]
+
+
+def fused_runs(cands: Candidates, select, candidates: int, *, fill: bool = True, method: str, weight: float, rrf_k: int = 60) -> list[list[int]]:
+    """The first max(KS) passages of each selected question under one fusion configuration.
+
+    A configuration Settings can be set to (with the fill, RRF k 60) is ranked by the shipped
+    Retriever, as a user's question is; the others call the same fusion functions directly.
+    """
+    out: list[list[int]] = [[] for _ in cands.dense]
+    if fill and rrf_k == 60:
+        settings = Settings(candidates=candidates, fusion=method, fusion_weight=weight)
+        retriever = Retriever(cands, cands, cands.embedder, settings)  # type: ignore[arg-type]
+        for i in np.flatnonzero(select):
+            hits = retriever.search_vector(cands.questions[i], cands.vectors[i], max(KS), "hybrid")
+            out[i] = [h.chunk.chunk_id for h in hits]
+        return out
     for i in np.flatnonzero(select):
-        d, lx = dense[i][:candidates], lexical[i][:candidates]
-        fused = fuse_filled(d, lx, [fills[i][c] for c, _ in d], **kw) if fills is not None else fuse(d, lx, **kw)
+        d, lx = cands.dense[i][:candidates], cands.lexical[i][:candidates]
+        if fill:
+            fused = fuse_filled(d, lx, [cands.fills[i][c] for c, _ in d], method=method, weight=weight, rrf_k=rrf_k)
+        else:
+            fused = fuse(d, lx, method=method, weight=weight, rrf_k=rrf_k)
         out[i] = [f.chunk_id for f in fused][: max(KS)]
     return out
 
@@ -166,7 +223,7 @@ def tune_bm25(qa: QA, tune: np.ndarray) -> tuple[dict, list[dict]]:
     return best, tried
 
 
-def tune_fusion(qa, dense, lexical, fills, tune) -> tuple[dict[str, dict], list[dict]]:
+def tune_fusion(qa, cands: Candidates, tune) -> tuple[dict[str, dict], list[dict]]:
     """The best weight (and RRF k) of each fusion method on the tuning half, at Settings' candidates.
 
     20 and 100 candidates are measured too and kept in "tried".
@@ -180,7 +237,7 @@ def tune_fusion(qa, dense, lexical, fills, tune) -> tuple[dict[str, dict], list[
             for rrf_k in (10, 30, 60) if method == "rrf" else (60,):
                 for weight in weights:
                     cfg = {"method": method, "weight": weight, "rrf_k": rrf_k, "candidates": candidates}
-                    runs = fused_runs(dense, lexical, tune, candidates, fills, method=method, weight=weight, rrf_k=rrf_k)
+                    runs = fused_runs(cands, tune, candidates, method=method, weight=weight, rrf_k=rrf_k)
                     m = metrics(runs, qa.gold, tune)
                     tried.append({"config": cfg, "tune": m})
                     if candidates != default_candidates:
@@ -262,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     default_index = LexicalIndex.build(ids, qa.passages, method="lucene", k1=1.5, b=0.75, stem=False, stopwords="lucene")
     lexical_plain = lexical_runs(default_index, qa.questions, max(KS))
 
-    fusion_best, fusion_tried = tune_fusion(qa, dense, lexical, fills, tune)
+    cands = Candidates(qa.passages, qa.questions, q_vec, dense, lexical, fills, make_embedder(settings))
+    fusion_best, fusion_tried = tune_fusion(qa, cands, tune)
 
     rows: dict[str, dict] = {}
 
@@ -277,17 +335,17 @@ def main(argv: list[str] | None = None) -> None:
     report("BM25 (tuned)", [ids_of(r)[: max(KS)] for r in lexical], bm25_best)
     # untuned references, as the prototype measured them (BM25 top 50 only, no fill)
     report("RRF (k=60, w=0.5, 50 candidates, no fill)", None, {"method": "rrf", "weight": 0.5, "rrf_k": 60, "candidates": 50},
-           lambda s: fused_runs(dense, lexical, s, 50, method="rrf", weight=0.5, rrf_k=60))
+           lambda s: fused_runs(cands, s, 50, fill=False, method="rrf", weight=0.5, rrf_k=60))
     report("min-max sum (w=0.5, 50 candidates, no fill)", None, {"method": "minmax", "weight": 0.5, "candidates": 50},
-           lambda s: fused_runs(dense, lexical, s, 50, method="minmax", weight=0.5))
+           lambda s: fused_runs(cands, s, 50, fill=False, method="minmax", weight=0.5))
     labels = {"rrf": "RRF", "minmax": "min-max weighted sum", "zscore": "z-score weighted sum"}
     for method, found in fusion_best.items():
         cfg = found["config"]
         report(f"{labels[method]} (tuned)", None, cfg,
-               lambda s, c=cfg: fused_runs(dense, lexical, s, c["candidates"], fills, method=c["method"], weight=c["weight"], rrf_k=c["rrf_k"]))
+               lambda s, c=cfg: fused_runs(cands, s, c["candidates"], method=c["method"], weight=c["weight"], rrf_k=c["rrf_k"]))
     best = max(fusion_best.values(), key=lambda f: (f["tune"]["recall@5"], f["tune"]["mrr"]))["config"]
     report(f"{labels[best['method']]} (tuned), without the BM25 fill", None, {**best, "fill": False},
-           lambda s: fused_runs(dense, lexical, s, best["candidates"], method=best["method"], weight=best["weight"], rrf_k=best["rrf_k"]))
+           lambda s: fused_runs(cands, s, best["candidates"], fill=False, method=best["method"], weight=best["weight"], rrf_k=best["rrf_k"]))
 
     results = {
         "data": str(SQUAD.relative_to(ROOT.parent)),

@@ -1,11 +1,14 @@
+import dataclasses
 import json
 
 import pytest
 
 from conftest import FIXTURES
 from regional_chat.cli import main
-from regional_chat.evaluation import evaluate, exact_match, f1_score, normalize_answer, read_squad
+from regional_chat.evaluation import Figures, evaluate, exact_match, f1_score, normalize_answer, read_squad
+from regional_chat.assistant import Assistant
 from regional_chat.settings import Settings
+from regional_chat.types import Filter
 
 MINI = FIXTURES / "mini-squad-v2.json"
 
@@ -32,18 +35,55 @@ def test_read_squad_numbers_paragraphs_by_article():
 
 def test_evaluate_reports_every_figure(tmp_path):
     result = evaluate(MINI, tmp_path / "ix", Settings(model="hashing:64"), leave_article_out=True)
-    assert (result["questions"], result["paragraphs"]) == (5, 3)
-    every = result["all"]
-    assert every["questions"] == 5
+    assert (result.questions, result.paragraphs) == (5, 3)
+    every = result.all
+    assert every.questions == 5
     # each question shares rare words with its own paragraph only: BM25 ranks it first
-    assert every["lexical_recall@1"] == 100.0 and every["lexical_mrr"] == 1.0
-    assert every["hybrid_recall@5"] == 100.0  # three paragraphs: always within five
-    for key in ("sentence_hit@1", "short_em", "short_f1", "sentence_em", "sentence_f1", "abstention_accuracy",
-                "answered_when_answerable", "abstained_when_unanswerable", "leave_article_out_abstained",
-                "latency_p50_ms", "latency_p95_ms"):  # fmt: skip
-        assert key in every, key
-    assert 0 <= every["sentence_hit@1"] <= 100
-    assert result["even_articles"]["questions"] == 4 and result["odd_articles"]["questions"] == 1
+    assert every.lexical_recall_at_1 == 100.0 and every.lexical_mrr == 1.0
+    assert every.hybrid_recall_at_5 == 100.0  # three paragraphs: always within five
+    # every figure is measured here: v2.0 (unanswerable questions), answers, the article left out
+    assert all(value is not None for value in dataclasses.asdict(every).values())
+    assert 0 <= every.sentence_hit_at_1 <= 100
+    assert result.even_articles.questions == 4 and result.odd_articles.questions == 1
+    assert [o.question.qid for o in result.outcomes] == ["q1", "q2", "q3", "q4", "q5"]
+
+
+def test_a_figure_not_measured_is_none_and_left_out_of_the_json(tmp_path):
+    result = evaluate(MINI, tmp_path / "ix", Settings(model="hashing:64"), mode="lexical", answers=False, articles=[1])
+    assert result.all.lexical_recall_at_1 == 100.0
+    assert result.all.short_f1 is None and result.all.leave_article_out_abstained is None and result.all.latency_p50_ms is None
+    assert result.even_articles == Figures(questions=0)  # only article 1 was asked
+    assert all(o.answer is None and o.right is None for o in result.outcomes)
+    data = result.to_dict()
+    assert list(data) == ["file", "questions", "paragraphs", "chunks", "mode", "settings", "reader", "articles",
+                          "reliability", "all", "even_articles", "odd_articles"]  # fmt: skip
+    assert data["articles"] == [1] and data["even_articles"] == {"questions": 0}
+    assert data["reliability"] == {"all": [], "odd_articles": []}
+    # the published names and order: dense, lexical, hybrid (bench/results/eval-*.json, docs/QUALITY.md)
+    assert list(data["all"]) == ["questions"] + [f"{m}_{x}" for m in ("dense", "lexical", "hybrid") for x in ("recall@1", "recall@5", "recall@20", "mrr")]
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_eval_measures_the_answers_the_assistant_serves(tmp_path):
+    """Each question's answer in evaluate() equals a separately loaded Assistant's answer to it."""
+    settings = Settings(model="hashing:64")
+    result = evaluate(MINI, tmp_path / "ix", settings, leave_article_out=True)
+    bot = Assistant.load(tmp_path / "ix", settings, corpus_dir=tmp_path / "ix.corpus")
+    paragraphs, questions = read_squad(MINI)
+    assert [o.question for o in result.outcomes] == questions
+    # both branches are compared: answers with quotes, and abstentions with related passages
+    assert {o.answer.found for o in result.outcomes} == {True, False}
+    for outcome in result.outcomes:
+        q, measured = outcome.question, outcome.answer
+        served = bot.answer(q.text)
+        assert (measured.found, measured.short, measured.confidence) == (served.found, served.short, served.confidence), q.qid
+        assert (measured.quotes or measured.related)[:1] == (served.quotes or served.related)[:1], q.qid
+        assert measured == served, q.qid  # and everything else the Answer holds
+        # the left-out answer is the assistant's with the article's paragraphs, named one by one, filtered out
+        article = tuple(f"contexts.jsonl#{local}" for local, _, _ in paragraphs if local.startswith(f"a{q.article:03d}p"))
+        left_out = bot.answer(q.text, filters=Filter(exclude_paths=article))
+        said = lambda a: (a.found, a.short, a.confidence, a.quotes, a.related)  # noqa: E731 - not `understood`: the filters are spelt apart
+        assert said(outcome.left_out) == said(left_out), q.qid
 
 
 def test_eval_command_writes_json(tmp_path, capsys):
@@ -58,12 +98,11 @@ def test_eval_command_writes_json(tmp_path, capsys):
 
 
 def test_reliability_bins_confidence_against_how_often_it_was_right():
-    from regional_chat.evaluation import reliability
+    from regional_chat.evaluation import Bin, reliability
 
-    rows = [{"confidence": 0.05, "right": False}, {"confidence": 0.95, "right": True}, {"confidence": 0.92, "right": False},
-            {"confidence": 1.0, "right": True}, {"confidence": 0.5, "right": True}, {"found": False}]
-    assert reliability(rows) == [
-        {"bin": "0.0-0.1", "n": 1, "mean_confidence": 0.05, "right": 0.0},
-        {"bin": "0.5-0.6", "n": 1, "mean_confidence": 0.5, "right": 1.0},
-        {"bin": "0.9-1.0", "n": 3, "mean_confidence": 0.957, "right": 0.667},
-    ]
+    pairs = [(0.05, False), (0.95, True), (0.92, False), (1.0, True), (0.5, True)]
+    assert reliability(pairs) == (
+        Bin("0.0-0.1", 1, 0.05, 0.0),
+        Bin("0.5-0.6", 1, 0.5, 1.0),
+        Bin("0.9-1.0", 3, 0.957, 0.667),
+    )

@@ -84,6 +84,20 @@ def test_filter_applies_inside_retrieval_on_every_mode(speeches):
     assert retriever.search("We propose water", 5, where=Filter(countries=("AFG",))) == []
 
 
+def test_excluded_paths_are_never_retrieved_and_combine_with_the_other_parts(speeches):
+    _, retriever = speeches
+    rest = {sid for sid, *_ in SPEECHES} - {"KAZ_48_1993", "KAZ_55_2000"}
+    no_kaz = Filter(exclude_paths=("*#KAZ_*",))
+    for mode in ("dense", "lexical", "hybrid"):
+        hits = retriever.search("We propose cooperation on water", 5, mode=mode, where=no_kaz)
+        assert hits and set(_docs(hits)) <= rest, mode
+    # applied before ranking: all three speeches left come back, though the Kazakh ones score higher
+    assert set(_docs(retriever.search("We propose cooperation on water", 5, mode="dense", where=no_kaz))) == rest
+    both = Filter(since="1993", until="1993", exclude_paths=("*#UZB_*",))
+    assert _docs(retriever.search("We propose water", 5, where=both)) == ["KAZ_48_1993"]
+    assert retriever.search("We propose water", 5, where=Filter(exclude_paths=("ungd.jsonl#*",))) == []
+
+
 def test_question_that_names_country_and_year_ranks_its_speech_first(speeches):
     index, retriever = speeches
     question = "In its 1993 speech, what did Uzbekistan propose?"
@@ -120,6 +134,27 @@ def test_filter_is_checked_and_described():
         Filter(since="2015", until="2010")
     assert describe_filter(Filter(countries=("KAZ", "UZB"), since="2010", until="2015")) == "Only Kazakhstan or Uzbekistan, 2010 to 2015"
     assert not Filter()
+    with pytest.raises(ValueError, match="tuple of strings"):
+        Filter(exclude_paths="news/*")
+    with pytest.raises(ValueError, match="empty pattern"):
+        Filter(exclude_paths=("news/*", " "))
+    assert Filter(exclude_paths=("news/*",))  # an exclusion alone is a filter
+    assert describe_filter(Filter(exclude_paths=("news/*",))) == "Not documents news/*"
+    assert describe_filter(Filter(countries=("KAZ",), exclude_paths=("a*", "b*"))) == "Only Kazakhstan; not documents a*, documents b*"
+
+
+def test_excluded_paths_match_the_document_id_as_a_glob():
+    from regional_chat.facets import matches
+
+    def passes(flt: Filter, doc_id: str) -> bool:
+        return matches(flt, doc_id, facets({}), {}, "")
+
+    flt = Filter(exclude_paths=("contexts.jsonl#a003p*",))
+    assert not passes(flt, "contexts.jsonl#a003p000") and not passes(flt, "contexts.jsonl#a003p017")
+    assert passes(flt, "contexts.jsonl#a013p000") and passes(flt, "contexts.jsonl#a030p003")
+    # with paths, a document must match one of them and none of the exclusions
+    both = Filter(paths=("news/*",), exclude_paths=("news/old/*",))
+    assert passes(both, "news/a.txt") and not passes(both, "news/old/a.txt") and not passes(both, "speeches/a.txt")
 
 
 def test_filter_from_where_strings():

@@ -135,6 +135,11 @@ def test_filters_apply_inside_retrieval_on_every_mode(corpus, index_location, se
         assert retriever.search("water", 5, where=Filter(countries=("AFG",))) == []
         since = retriever.search("water conference border cargo", 5, where=Filter(since="2024-04"))
         assert {h.chunk.doc_id for h in since} == {"news/briefs.jsonl#kg-1"}
+        for mode in ("dense", "lexical", "hybrid"):
+            hits = retriever.search("water conference border cargo", 10, mode, where=Filter(exclude_paths=("news/*",)))
+            assert hits and not any(h.chunk.doc_id.startswith("news/") for h in hits), mode
+        news_but_tj = retriever.search("water conference border cargo", 5, where=Filter(paths=("news/*",), exclude_paths=("*#tj-*",)))
+        assert {h.chunk.doc_id for h in news_but_tj} == {"news/briefs.jsonl#kg-1"}
     finally:
         index.close()
 

@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from calibrate_reader import choose_threshold, fit_logistic, reader_hash  # noqa
 
 from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
-from regional_chat.evaluation import ArticleLeftOut, Question, f1_score, normalize_answer, reliability, write_contexts_corpus  # noqa: E402
+from regional_chat.evaluation import Question, article_left_out, f1_score, normalize_answer, reliability, write_contexts_corpus  # noqa: E402
 from regional_chat.build import build_index  # noqa: E402
 from regional_chat.store import load_index
 from regional_chat.reading.answerer import CROSS_CALIBRATION_FILE, CROSS_FEATURES, SHORT_ANSWER_MARGIN, Calibration, ReaderAnswerer  # noqa: E402
@@ -64,8 +65,14 @@ def holds(sentence: str, golds: tuple[str, ...]) -> bool:
     return any(f" {normalize_answer(g)} " in s for g in golds if normalize_answer(g))
 
 
-def row_of(bot: Assistant, answerer: ReaderAnswerer, question: str, golds: tuple[str, ...], hits, vector, source: str, article: int) -> dict:
-    result = answerer.read_across(question, hits, bot.index.document, bot.embedder, vector)
+def row_of(bot: Assistant, question: str, golds: tuple[str, ...], hits, vector, source: str, article: int) -> dict:
+    """One question's features and right/wrong, read by the answerer the Assistant holds.
+
+    The fit needs the cross-lingual path's raw features (CrossResult.features), which an Answer does not
+    carry, so this reads rather than answers; the hits come from ``bot.search`` and the reading from
+    ``bot.extractor``: the objects the Assistant serves with, never a second copy of them.
+    """
+    result = bot.extractor.read_across(question, hits, bot.index.document, bot.embedder, vector)
     sentence = short = ""
     if result.sentences:
         passage, a, b, _ = result.sentences[0]
@@ -84,7 +91,8 @@ def row_of(bot: Assistant, answerer: ReaderAnswerer, question: str, golds: tuple
 
 def read_rows(args: argparse.Namespace, settings: Settings) -> list[dict]:
     reader = Reader(args.reader)
-    key = {"reader": reader_hash(args.reader), "features": list(CROSS_FEATURES), "model": settings.model, "limit": args.limit}
+    # "left_out": rows read before the left-out questions were searched with the served filter are not reused
+    key = {"reader": reader_hash(args.reader), "features": list(CROSS_FEATURES), "model": settings.model, "limit": args.limit, "left_out": "filter"}
     if args.rows and args.rows.is_file():
         cached = json.loads(args.rows.read_text(encoding="utf-8"))
         if cached.get("key") == key:
@@ -96,15 +104,16 @@ def read_rows(args: argparse.Namespace, settings: Settings) -> list[dict]:
     index_dir = args.work / f"xquad.index.{settings.model}"
     build_index(corpus.parent, index_dir, settings, embedder=embedder, wait=True)
     bot = Assistant(load_index(index_dir, settings, embedder), settings, embedder, corpus.parent, answerer=answerer)
-    left_out = ArticleLeftOut(bot.index, bot.embedder, bot.settings)
     rows = []
     questions = questions[: args.limit] if args.limit else questions
     for n, q in enumerate(questions):
         vector = embedder.embed_queries([q.text])[0]
         hits = bot.search(q.text)
-        rows.append(row_of(bot, answerer, q.text, q.answers, hits, vector, "xquad", q.article))
+        rows.append(row_of(bot, q.text, q.answers, hits, vector, "xquad", q.article))
         if n % 2 == 0:
-            rows.append(row_of(bot, answerer, q.text, (), left_out.hits(q.text, vector, q.doc_id), vector, "xquad-left-out", q.article))
+            # the question's article left out as `regional-chat eval --leave-article-out` leaves it out
+            left_out = bot.search(q.text, filters=article_left_out(q.article))
+            rows.append(row_of(bot, q.text, (), left_out, vector, "xquad-left-out", q.article))
         if n % 100 == 0:
             print(f"{n} / {len(questions)} questions", file=sys.stderr, flush=True)
     rows += domain_rows(answerer, args.data, settings)
@@ -124,7 +133,7 @@ def domain_rows(answerer: ReaderAnswerer, data: Path, settings: Settings) -> lis
             continue
         vector = bot.embedder.embed_queries([row["question"]])[0]
         golds = tuple(a["text"] for a in row["answers"])
-        out = row_of(bot, answerer, row["question"], golds, bot.search(row["question"]), vector, f"domain-{row['split']}", -1)
+        out = row_of(bot, row["question"], golds, bot.search(row["question"]), vector, f"domain-{row['split']}", -1)
         rows.append(out)
     return rows
 
@@ -151,7 +160,7 @@ def figures(rows: list[dict], cal: Calibration) -> dict:
     if out:
         res["left_out_questions"] = len(out)
         res["left_out_abstained"] = round(100 * np.mean([p < t for p, _ in out]), 1)
-    res["reliability"] = reliability([{"confidence": float(p), "right": bool(r["right"])} for p, r in zip(probs, rows)], bins=5)
+    res["reliability"] = [asdict(b) for b in reliability(((p, r["right"]) for p, r in zip(probs, rows)), bins=5)]
     return res
 
 

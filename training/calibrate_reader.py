@@ -15,8 +15,10 @@ The answer THRESHOLD is CHOSEN on the dev split of the domain dev set (bench/dev
 and the shipped article; its test split is never read here): of the thresholds, the one with the most
 right answers less ``--wrong-cost`` times the wrong ones (an answer to an unanswerable question is a
 wrong one). SQuAD's own best threshold is recorded beside it: it answers far fewer domain questions.
-Every question goes through the served path (``Assistant.search`` then the answerer's ``read``), so the
-features are the ones the assistant computes. Right = the short answer's SQuAD F1 >= 0.5 (and, for a
+Every question goes through the objects the assistant serves with (``Assistant.search``, then ``read`` of
+the answerer the Assistant holds, built uncalibrated here), so the features are the ones the assistant computes;
+a question's article is left out the way ``regional-chat eval --leave-article-out`` leaves it out, with
+``evaluation.article_left_out`` as the search's filter. Right = the short answer's SQuAD F1 >= 0.5 (and, for a
 domain question naming its country and year, from that speech). Writes <reader>/calibration.json and
 bench/results/calibration.json; ``--rows FILE`` keeps the read features, so a refit costs seconds.
 """
@@ -27,6 +29,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
-from regional_chat.evaluation import ArticleLeftOut, f1_score, read_squad, reliability, write_contexts_corpus  # noqa: E402
+from regional_chat.evaluation import article_left_out, f1_score, read_squad, reliability, write_contexts_corpus  # noqa: E402
 from regional_chat.build import build_index  # noqa: E402
 from regional_chat.store import load_index
 from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer, calibration_file  # noqa: E402
@@ -78,24 +81,28 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, wrong_cost: float, floor: flo
     return best_t
 
 
-def squad_rows(bot: Assistant, answerer: ReaderAnswerer, data: Path, limit: int = 0) -> list[tuple[list[float], int, str]]:
+# The fit needs what the reader computes before calibration (ReadResult.features), which an Answer does
+# not carry, so these read rather than answer: with the Assistant's own retrieval (bot.search: its
+# retriever, filters and question understanding) and its own answerer (bot.extractor, here the
+# uncalibrated one the Assistant was built with), never a second copy of either.
+
+
+def squad_rows(bot: Assistant, data: Path, limit: int = 0) -> list[tuple[list[float], int, str]]:
     v20 = json.loads((data / "squad-dev-v2.0-tune-half.json").read_text())["data"]
     v11 = json.loads((data / "squad-dev-v1.1.json").read_text())["data"]
     v11_even = {a["title"] for i, a in enumerate(v11) if i % 2 == 0}
     calib_articles = {i for i, a in enumerate(v20) if i % 2 == 1 and a["title"] in v11_even}
     _, questions = read_squad(data / "squad-dev-v2.0-tune-half.json")
-    left_out = ArticleLeftOut(bot.index, bot.embedder, bot.settings)
     rows = []
     questions = [q for q in questions if q.article in calib_articles]
     for q in questions[:limit] if limit else questions:
         hits = bot.search(q.text)
-        result = answerer.read(q.text, hits, bot.index.document)
+        result = bot.extractor.read(q.text, hits, bot.index.document)
         text = bot.index.document(result.doc_id).text[result.doc_start : result.doc_end] if result.best else ""
         right = int(bool(q.answers) and f1_score(text, q.answers) >= 0.5)
         rows.append((list(result.features), right, "squad-v2"))
         if q.answers and len(rows) % 3 == 0:
-            vector = bot.embedder.embed_queries([q.text])[0]
-            out = answerer.read(q.text, left_out.hits(q.text, vector, q.doc_id), bot.index.document)
+            out = bot.extractor.read(q.text, bot.search(q.text, filters=article_left_out(q.article)), bot.index.document)
             rows.append((list(out.features), 0, "squad-left-out"))
     return rows
 
@@ -109,7 +116,7 @@ def domain_rows(answerer: ReaderAnswerer, data: Path, settings: Settings) -> lis
         if row.get("follow_up_of"):
             continue  # follow-ups are read several ways by the assistant; their own features come from those readings
         hits = bot.search(row["question"])
-        result = answerer.read(row["question"], hits, bot.index.document)
+        result = bot.extractor.read(row["question"], hits, bot.index.document)
         text = bot.index.document(result.doc_id).text[result.doc_start : result.doc_end] if result.best else ""
         rows.append((list(result.features), int(bench_domain.is_right(row, text, result.doc_id)), "domain-dev"))
     return rows
@@ -118,7 +125,9 @@ def domain_rows(answerer: ReaderAnswerer, data: Path, settings: Settings) -> lis
 def read_rows(args: argparse.Namespace, settings: Settings) -> list[tuple[list[float], int, str]]:
     """The features and right/wrong of every calibration question, read now or from ``--rows``."""
     reader = Reader(args.reader)
-    key = {"reader": reader_hash(args.reader), "features": list(FEATURES), "limit": args.limit, "headers": settings.reader_headers}
+    # "left_out": rows read before the left-out questions were searched with the served filter are not reused
+    key = {"reader": reader_hash(args.reader), "features": list(FEATURES), "limit": args.limit, "headers": settings.reader_headers,
+           "left_out": "filter"}
     if settings.model != "minilm":
         key["model"] = settings.model
     if args.rows and args.rows.is_file():
@@ -132,7 +141,7 @@ def read_rows(args: argparse.Namespace, settings: Settings) -> list[tuple[list[f
     index_dir = args.work / ("v2.index" if settings.model == "minilm" else f"v2.index.{settings.model}")
     build_index(corpus.parent, index_dir, settings, embedder=embedder, wait=True)
     bot = Assistant(load_index(index_dir, settings, embedder), settings, embedder, corpus.parent, answerer=answerer)
-    rows = squad_rows(bot, answerer, args.data, args.limit) + domain_rows(answerer, args.data, settings)
+    rows = squad_rows(bot, args.data, args.limit) + domain_rows(answerer, args.data, settings)
     if args.rows:
         args.rows.write_text(json.dumps({"key": key, "rows": rows}) + "\n", encoding="utf-8")
     return rows
@@ -226,7 +235,7 @@ def main() -> int:
         "left_out_refused_at_threshold": round(float(np.mean([cal.probability(r[0]) < threshold for r in fit if r[2] == "squad-left-out"])), 4),
         "weights_squad": dict(zip(FEATURES, map(lambda v: round(float(v), 4), w))),
         "domain_rescale": {"slope": round(rescale[0], 4), "offset": round(rescale[1], 4)},
-        "reliability_on_fit_data_before_rescale": reliability([{"confidence": float(c), "right": bool(r)} for c, r in zip(probs, y)]),
+        "reliability_on_fit_data_before_rescale": [asdict(b) for b in reliability(zip(probs, y))],
         "domain_dev_by_threshold": threshold_table(np.array([cal.probability(r[0]) for r in dev]), np.array([r[1] for r in dev]), args.wrong_cost) if dev else [],
         "seconds": round(time.time() - t0, 1),
     }

@@ -222,7 +222,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = format_report(result)
     say(report)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
         print(f"\nwrote {args.json}")
     return 0
 

@@ -10,8 +10,8 @@ every question is asked, and the figures are compared with the gold answers:
   whole best sentence;
 * abstention accuracy for v2.0 (answered when answerable, abstained when not);
 * per-question latency p50/p95 (question embedding + retrieval + answer extraction);
-* with ``--leave-article-out``: each article's questions asked against the corpus
-  without that article, where every one should be abstained on.
+* with ``--leave-article-out``: each question asked again with a filter that leaves
+  its whole article out (:func:`article_left_out`), where every one should be abstained on.
 
 Every figure is given on all questions and on each half of the articles
 (even- and odd-numbered), since the answer weights were tuned on the even half.
@@ -28,13 +28,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .retrieval import MODES
 from .settings import Settings
-
-MODES = ("dense", "lexical", "hybrid")
+from .types import Answer, Filter
 
 
 @dataclass(frozen=True)
@@ -124,93 +125,241 @@ def _distinct_docs(hits) -> list[str]:
     return seen
 
 
-class ArticleLeftOut:
-    """The hits a question would get if its article were not in the corpus.
+def article_left_out(article: int) -> Filter:
+    """The :class:`Filter` that leaves out every paragraph of ``article`` (``read_squad`` names them ``a012p003``).
 
-    Each paragraph's id starts with its article ("a012p003"); the search asks for as many more
-    chunks as the largest article has, and drops the question's own article from them.
-
-    Args:
-        index: the loaded index of a ``--corpus-from-contexts`` corpus.
-        embedder: the index's embedder.
-        settings: ``candidates`` and ``top_k``, as the assistant uses them.
+    Asked with it, the assistant searches the other articles' chunks only, inside FAISS and BM25, as
+    for a user's filter; BM25's statistics (idf, mean chunk length) still count the article's chunks.
     """
-
-    def __init__(self, index: Any, embedder: Any, settings: Settings) -> None:
-        from .retrieval import Retriever
-
-        self.settings = settings
-        self.article_chunks = collections.Counter(_local(c.doc_id)[:4] for c in index.iter_chunks())
-        wider = settings.with_(candidates=settings.candidates + max(self.article_chunks.values()))
-        self.retriever = Retriever(index, index.lexical, embedder, wider)
-
-    def hits(self, question: str, vector: np.ndarray, doc_id: str, mode: str = "hybrid") -> list:
-        """The ``top_k`` best chunks outside the article of paragraph ``doc_id``."""
-        article = _local(doc_id)[:4]
-        found = self.retriever.search_vector(question, vector, self.settings.top_k + self.article_chunks[article], mode)
-        return [h for h in found if _local(h.chunk.doc_id)[:4] != article][: self.settings.top_k]
+    return Filter(exclude_paths=(f"*#a{article:03d}p*",))
 
 
-def reliability(rows: Sequence[dict[str, Any]], bins: int = 10) -> list[dict[str, Any]]:
-    """Confidence against how often the answer was right, in ``bins`` equal bins (a reliability diagram).
+@dataclass(frozen=True)
+class Bin:
+    """One bin of a reliability diagram: ``n`` answers with a confidence in ``bin``, and the share of them that was right."""
 
-    A calibrated confidence has ``right`` close to ``mean_confidence`` in every bin.
+    bin: str  # "0.7-0.8"
+    n: int
+    mean_confidence: float
+    right: float
+
+
+def reliability(pairs: Iterable[tuple[float, bool]], bins: int = 10) -> tuple[Bin, ...]:
+    """(confidence, right) pairs against how often the answer was right, in ``bins`` equal bins (a reliability diagram).
+
+    A calibrated confidence has ``right`` close to ``mean_confidence`` in every bin; empty bins are left out.
     """
-    pairs = [(r["confidence"], bool(r["right"])) for r in rows if "confidence" in r]
+    pairs = [(float(c), bool(ok)) for c, ok in pairs]
     out = []
     for b in range(bins):
         lo, hi = b / bins, (b + 1) / bins
         inside = [(c, ok) for c, ok in pairs if lo <= c < hi or (b == bins - 1 and c == hi)]
         if inside:
-            out.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": len(inside), "mean_confidence": round(float(np.mean([c for c, _ in inside])), 3),
-                        "right": round(float(np.mean([ok for _, ok in inside])), 3)})
-    return out
+            out.append(Bin(f"{lo:.1f}-{hi:.1f}", len(inside), round(float(np.mean([c for c, _ in inside])), 3),
+                           round(float(np.mean([ok for _, ok in inside])), 3)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """The reliability diagram of every question's confidence, and of the held-out (odd) articles' alone."""
+
+    all: tuple[Bin, ...] = ()
+    odd_articles: tuple[Bin, ...] = ()
+
+    def to_dict(self) -> dict[str, list[dict[str, Any]]]:
+        return {"all": [dataclasses.asdict(b) for b in self.all], "odd_articles": [dataclasses.asdict(b) for b in self.odd_articles]}
+
+
+def _figure(key: str | None = None) -> Any:
+    """A figure's field: None until measured; ``key`` is its name in the published JSON when that is no identifier."""
+    return dataclasses.field(default=None, metadata={"key": key} if key else {})
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Every figure of one set of questions (all, or a half of the articles); None where it was not measured.
+
+    Which are measured depends on the run, never the fields: retrieval figures always; answer figures
+    unless ``answers=False``; abstention figures on v2.0 files (unanswerable questions); the left-out
+    figure with ``leave_article_out``. Percentages are 0-100, MRR 0-1, latencies milliseconds. Fields
+    are in the published order (bench/results/eval-*.json, docs/QUALITY.md).
+    """
+
+    questions: int = 0
+    dense_recall_at_1: float | None = _figure("dense_recall@1")
+    dense_recall_at_5: float | None = _figure("dense_recall@5")
+    dense_recall_at_20: float | None = _figure("dense_recall@20")
+    dense_mrr: float | None = _figure()
+    lexical_recall_at_1: float | None = _figure("lexical_recall@1")
+    lexical_recall_at_5: float | None = _figure("lexical_recall@5")
+    lexical_recall_at_20: float | None = _figure("lexical_recall@20")
+    lexical_mrr: float | None = _figure()
+    hybrid_recall_at_1: float | None = _figure("hybrid_recall@1")
+    hybrid_recall_at_5: float | None = _figure("hybrid_recall@5")
+    hybrid_recall_at_20: float | None = _figure("hybrid_recall@20")
+    hybrid_mrr: float | None = _figure()
+    sentence_hit_at_1: float | None = _figure("sentence_hit@1")
+    short_em: float | None = _figure()
+    short_f1: float | None = _figure()
+    sentence_em: float | None = _figure()
+    sentence_f1: float | None = _figure()
+    short_em_as_answered: float | None = _figure()
+    short_f1_as_answered: float | None = _figure()
+    answered_when_answerable: float | None = _figure()
+    abstained_when_unanswerable: float | None = _figure()
+    abstention_accuracy: float | None = _figure()
+    leave_article_out_abstained: float | None = _figure()
+    latency_p50_ms: float | None = _figure()
+    latency_p95_ms: float | None = _figure()
+
+    def to_dict(self) -> dict[str, int | float]:
+        """The measured figures under their published names (``hybrid_recall@5``), in the published order."""
+        out: dict[str, int | float] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.metadata.get("key", f.name)] = value
+        return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One question's outcome: where its paragraph ranked, what the assistant answered, and how that scored.
+
+    ``ranks`` maps each retrieval mode to the 1-based rank of the question's paragraph among the distinct
+    paragraphs retrieved (0: not among them). ``answer`` is :meth:`Assistant.answer`'s reply, as served;
+    the scores are those of the short answer and best sentence it would have given had it answered
+    (the same call with ``abstain=False``), on answerable questions only. Everything about answers is
+    None when only retrieval was measured; ``left_out`` is None without ``leave_article_out``.
+    """
+
+    question: Question
+    ranks: Mapping[str, int]
+    answer: Answer | None = None
+    ms: float | None = None
+    sentence_hit: bool | None = None  # the first quote (or related passage) contains a gold answer
+    short_em: float | None = None
+    short_f1: float | None = None
+    sentence_em: float | None = None
+    sentence_f1: float | None = None
+    left_out: Answer | None = None  # the reply with the question's article left out (``leave_article_out``)
+
+    @property
+    def right(self) -> bool | None:
+        """What the confidence claims to predict: short answer F1 >= 0.5 (never, for an unanswerable question)."""
+        if self.answer is None:
+            return None
+        return self.short_f1 is not None and self.short_f1 >= 0.5
 
 
 def _pct(values: Sequence[float]) -> float | None:
     return round(100.0 * float(np.mean(values)), 2) if len(values) else None
 
 
-@dataclass
-class _Tally:
-    """Per-question outcomes, kept so that any subset (a half of the articles) can be summarised."""
+def _figures(outcomes: Sequence[Outcome]) -> Figures:
+    """The figures of ``outcomes`` (a half of the articles, or all of them)."""
+    if not outcomes:
+        return Figures(questions=0)
+    values: dict[str, float | None] = {}
+    for mode in MODES:
+        ranks = [o.ranks[mode] for o in outcomes]
+        values[f"{mode}_recall_at_1"] = _pct([0 < x <= 1 for x in ranks])
+        values[f"{mode}_recall_at_5"] = _pct([0 < x <= 5 for x in ranks])
+        values[f"{mode}_recall_at_20"] = _pct([0 < x <= 20 for x in ranks])
+        values[f"{mode}_mrr"] = round(float(np.mean([1.0 / x if x else 0.0 for x in ranks])), 4)
+    answered = [o for o in outcomes if o.answer is not None]
+    answerable = [o for o in answered if o.question.answers]
+    unanswerable = [o for o in answered if not o.question.answers]
+    if answerable:
+        values.update(
+            sentence_hit_at_1=_pct([bool(o.sentence_hit) for o in answerable]),
+            short_em=_pct([o.short_em for o in answerable]),
+            short_f1=_pct([o.short_f1 for o in answerable]),
+            sentence_em=_pct([o.sentence_em for o in answerable]),
+            sentence_f1=_pct([o.sentence_f1 for o in answerable]),
+            short_em_as_answered=_pct([o.short_em * o.answer.found for o in answerable]),
+            short_f1_as_answered=_pct([o.short_f1 * o.answer.found for o in answerable]),
+            answered_when_answerable=_pct([o.answer.found for o in answerable]),
+        )
+    if unanswerable:
+        values["abstained_when_unanswerable"] = _pct([not o.answer.found for o in unanswerable])
+    if answerable and unanswerable:
+        values["abstention_accuracy"] = _pct([o.answer.found == bool(o.question.answers) for o in answered])
+    left_out = [o.left_out for o in outcomes if o.left_out is not None]
+    if left_out:
+        values["leave_article_out_abstained"] = _pct([not a.found for a in left_out])
+    latencies = [o.ms for o in outcomes if o.ms is not None]
+    if latencies:
+        values["latency_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
+        values["latency_p95_ms"] = round(float(np.percentile(latencies, 95)), 1)
+    return Figures(questions=len(outcomes), **values)
 
-    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
-    def summary(self, keep: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        rows = [r for r in self.rows if keep(r)]
-        if not rows:
-            return {"questions": 0}
-        out: dict[str, Any] = {"questions": len(rows)}
-        for mode in MODES:
-            ranks = [r["rank"][mode] for r in rows if mode in r["rank"]]
-            if ranks:
-                out[f"{mode}_recall@1"] = _pct([0 < x <= 1 for x in ranks])
-                out[f"{mode}_recall@5"] = _pct([0 < x <= 5 for x in ranks])
-                out[f"{mode}_recall@20"] = _pct([0 < x <= 20 for x in ranks])
-                out[f"{mode}_mrr"] = round(float(np.mean([1.0 / x if x else 0.0 for x in ranks])), 4)
-        answerable = [r for r in rows if r["answerable"]]
-        unanswerable = [r for r in rows if not r["answerable"]]
-        if answerable and "hit1" in answerable[0]:
-            out["sentence_hit@1"] = _pct([r["hit1"] for r in answerable])
-            out["short_em"] = _pct([r["em"] for r in answerable])
-            out["short_f1"] = _pct([r["f1"] for r in answerable])
-            out["sentence_em"] = _pct([r["sent_em"] for r in answerable])
-            out["sentence_f1"] = _pct([r["sent_f1"] for r in answerable])
-            out["short_em_as_answered"] = _pct([r["em"] * r["found"] for r in answerable])
-            out["short_f1_as_answered"] = _pct([r["f1"] * r["found"] for r in answerable])
-            out["answered_when_answerable"] = _pct([r["found"] for r in answerable])
-        if unanswerable and "found" in unanswerable[0]:
-            out["abstained_when_unanswerable"] = _pct([not r["found"] for r in unanswerable])
-        if answerable and unanswerable and "found" in rows[0]:
-            out["abstention_accuracy"] = _pct([r["found"] == r["answerable"] for r in rows])
-        if "out_found" in rows[0]:
-            out["leave_article_out_abstained"] = _pct([not r["out_found"] for r in rows])
-        latencies = [r["ms"] for r in rows if "ms" in r]
-        if latencies:
-            out["latency_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
-            out["latency_p95_ms"] = round(float(np.percentile(latencies, 95)), 1)
-        return out
+def _ask(bot: Any, q: Question, mode: str, leave_article_out: bool) -> Outcome:
+    """``q`` asked of the assistant as a user asks it, scored (its ``ranks`` are left for the caller)."""
+    started = time.perf_counter()
+    ans = bot.answer(q.text, mode=mode)
+    ms = 1000 * (time.perf_counter() - started)
+    # the same served call, told to leave the question's article out: every reply should be an abstention
+    left_out = bot.answer(q.text, mode=mode, filters=article_left_out(q.article)) if leave_article_out else None
+    if not q.answers:
+        return Outcome(q, MappingProxyType({}), ans, ms, left_out=left_out)
+    # the figures without abstention score what it would have said had it answered:
+    # the same call, told not to abstain (only needed when it did)
+    said = ans if ans.found else bot.answer(q.text, mode=mode, abstain=False)
+    best = said.quotes or said.related
+    sentence = best[0].text if best else ""
+    short = said.short or (said.quotes[0].text if said.quotes else "")  # what the page shows first
+    return Outcome(
+        q, MappingProxyType({}), ans, ms,
+        sentence_hit=any(g in sentence for g in q.answers),
+        short_em=exact_match(short, q.answers), short_f1=f1_score(short, q.answers),
+        sentence_em=exact_match(sentence, q.answers), sentence_f1=f1_score(sentence, q.answers),
+        left_out=left_out,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` measured: the run's description, its figures, and every question's outcome.
+
+    ``all``, ``even_articles`` and ``odd_articles`` hold the figures of every question and of each half
+    of the articles (the even half tuned the reader and the fusion; the odd half is held out).
+    ``articles`` is None when every article's questions were asked. :meth:`to_dict` is the JSON that
+    ``regional-chat eval --json`` writes (the outcomes are not in it).
+    """
+
+    file: str
+    questions: int
+    paragraphs: int
+    chunks: int
+    mode: str
+    settings: Settings
+    reader: str  # the command that trained the reader
+    articles: tuple[int, ...] | None
+    reliability: Reliability
+    all: Figures
+    even_articles: Figures
+    odd_articles: Figures
+    outcomes: tuple[Outcome, ...] = dataclasses.field(default=(), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready result (bench/results/eval-*.json): figures not measured are left out."""
+        return {
+            "file": self.file,
+            "questions": self.questions,
+            "paragraphs": self.paragraphs,
+            "chunks": self.chunks,
+            "mode": self.mode,
+            "settings": self.settings.as_dict(),
+            "reader": self.reader,
+            "articles": list(self.articles) if self.articles is not None else "all",
+            "reliability": self.reliability.to_dict(),
+            "all": self.all.to_dict(),
+            "even_articles": self.even_articles.to_dict(),
+            "odd_articles": self.odd_articles.to_dict(),
+        }
 
 
 def evaluate(
@@ -224,8 +373,8 @@ def evaluate(
     answers: bool = True,
     progress: bool = False,
     articles: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """Run the evaluation; returns every figure as a JSON-ready dict.
+) -> Evaluation:
+    """Run the evaluation: every question through :meth:`Assistant.answer`, as it is served.
 
     Args:
         squad_file: a SQuAD v1.1 or v2.0 JSON file.
@@ -233,11 +382,15 @@ def evaluate(
             default ``/tmp/regional-chat-eval/<file name>-<model>``.
         settings: model, retrieval and answer settings.
         mode: the retrieval that feeds the answers (all three are measured for recall).
-        leave_article_out: also ask each question against the corpus without its article.
+        leave_article_out: also ask each question with its article left out (:func:`article_left_out`).
         limit: ask only every n-th question so that about ``limit`` are asked (quick runs).
         answers: False measures retrieval only.
         articles: ask only the questions of these articles (their index in the file); every
             paragraph is still indexed, so the others remain as distractors.
+
+    Returns:
+        An :class:`Evaluation`: every figure on all questions and on each half of the articles,
+        and each question's :class:`Outcome` (``.to_dict()`` for the JSON).
     """
     from .assistant import Assistant
     from .embedding import make_embedder
@@ -269,9 +422,8 @@ def evaluate(
     index = load_index(root, settings, embedder)
     # the very assistant a user gets: its answer, its decision to answer or not
     bot = Assistant(index, settings, embedder, corpus.parent)
-    left_out = ArticleLeftOut(index, embedder, settings)
 
-    tally = _Tally()
+    outcomes: list[Outcome] = []
     depth = max(20, settings.top_k) * 2
     bar = None
     if progress:
@@ -279,69 +431,49 @@ def evaluate(
 
         bar = tqdm(total=len(questions), unit="q", file=sys.stderr, dynamic_ncols=True)
     for q in questions:
-        row: dict[str, Any] = {"article": q.article, "answerable": bool(q.answers), "rank": {}}
-        if answers:
-            started = time.perf_counter()
-            ans = bot.answer(q.text, mode=mode)
-            row["ms"] = 1000 * (time.perf_counter() - started)
-            row["found"] = ans.found
-            row["confidence"] = ans.confidence
-            row["right"] = False  # an answer to an unanswerable question is never right
-            if q.answers:
-                # the figures without abstention score what it would have said had it answered:
-                # the same call, told not to abstain (only needed when it did)
-                said = ans if ans.found else bot.answer(q.text, mode=mode, abstain=False)
-                best = said.quotes or said.related
-                sentence = best[0].text if best else ""
-                short = said.short or (said.quotes[0].text if said.quotes else "")  # what the page shows first
-                row["hit1"] = any(g in sentence for g in q.answers)
-                row["em"], row["f1"] = exact_match(short, q.answers), f1_score(short, q.answers)
-                row["sent_em"], row["sent_f1"] = exact_match(sentence, q.answers), f1_score(sentence, q.answers)
-                row["right"] = row["f1"] >= 0.5  # what the confidence claims to predict
+        asked = _ask(bot, q, mode, leave_article_out) if answers else None
+        # ranks after the answer, so that its latency is timed as a user's first ask of the question
         docs = {m: _distinct_docs(bot.search(q.text, k=depth, mode=m)) for m in MODES}
-        for m, ranked in docs.items():
-            row["rank"][m] = ranked.index(q.doc_id) + 1 if q.doc_id in ranked else 0
-        if leave_article_out and answers:
-            vector = None if mode == "lexical" else embedder.embed_queries([q.text])[0]
-            out = bot.extractor.extract(q.text, left_out.hits(q.text, vector, q.doc_id, mode), index.document, embedder, vector)
-            row["out_found"] = out.found
-        tally.rows.append(row)
+        ranks = MappingProxyType({m: ranked.index(q.doc_id) + 1 if q.doc_id in ranked else 0 for m, ranked in docs.items()})
+        outcomes.append(dataclasses.replace(asked, ranks=ranks) if asked is not None else Outcome(q, ranks))
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
 
-    result = {
-        "file": str(squad_file),
-        "questions": len(questions),
-        "paragraphs": len(paragraphs),
-        "chunks": built.chunks,
-        "mode": mode,
-        "settings": settings.as_dict(),
-        "reader": bot.extractor.reader.meta["trained"]["command"],
-        "articles": sorted(set(articles)) if articles is not None else "all",
-        "reliability": {
-            "all": reliability(tally.rows),
-            "odd_articles": reliability([r for r in tally.rows if r["article"] % 2 == 1]),
-        },
-        "all": tally.summary(lambda r: True),
-        "even_articles": tally.summary(lambda r: r["article"] % 2 == 0),
-        "odd_articles": tally.summary(lambda r: r["article"] % 2 == 1),
-    }
-    return result
+    odd = [o for o in outcomes if o.question.article % 2 == 1]
+    return Evaluation(
+        file=str(squad_file),
+        questions=len(questions),
+        paragraphs=len(paragraphs),
+        chunks=built.chunks,
+        mode=mode,
+        settings=settings,
+        reader=bot.extractor.reader.meta["trained"]["command"],
+        articles=tuple(sorted(set(articles))) if articles is not None else None,
+        reliability=Reliability(
+            all=reliability((o.answer.confidence, bool(o.right)) for o in outcomes if o.answer is not None),
+            odd_articles=reliability((o.answer.confidence, bool(o.right)) for o in odd if o.answer is not None),
+        ),
+        all=_figures(outcomes),
+        even_articles=_figures([o for o in outcomes if o.question.article % 2 == 0]),
+        odd_articles=_figures(odd),
+        outcomes=tuple(outcomes),
+    )
 
 
-def format_report(result: dict[str, Any]) -> str:
+def format_report(result: Evaluation) -> str:
     """The figures as a Markdown table: all questions, and each half of the articles."""
-    keys = [k for k in result["all"] if k != "questions"]
+    every, even, odd = result.all.to_dict(), result.even_articles.to_dict(), result.odd_articles.to_dict()
     lines = [
-        f"{result['file']}: {result['questions']} questions, {result['paragraphs']} paragraphs "
-        f"({result['chunks']} chunks), answers from {result['mode']} retrieval",
+        f"{result.file}: {result.questions} questions, {result.paragraphs} paragraphs "
+        f"({result.chunks} chunks), answers from {result.mode} retrieval",
         "",
         "| figure | all | even articles (tuning) | odd articles (held out) |",
         "|---|---|---|---|",
-        f"| questions | {result['all']['questions']} | {result['even_articles'].get('questions')} | {result['odd_articles'].get('questions')} |",
+        f"| questions | {result.all.questions} | {result.even_articles.questions} | {result.odd_articles.questions} |",
     ]
-    for key in keys:
-        lines.append(f"| {key} | {result['all'].get(key)} | {result['even_articles'].get(key)} | {result['odd_articles'].get(key)} |")
+    for key in every:
+        if key != "questions":
+            lines.append(f"| {key} | {every.get(key)} | {even.get(key)} | {odd.get(key)} |")
     return "\n".join(lines)

@@ -125,6 +125,8 @@ def matches(flt: Filter, doc_id: str, f: Facets, metadata: Mapping[str, str], so
         return False
     if flt.paths and not any(fnmatch.fnmatchcase(doc_id, p) for p in flt.paths):
         return False
+    if any(fnmatch.fnmatchcase(doc_id, p) for p in flt.exclude_paths):
+        return False
     for key, value in flt.fields:
         if str(metadata.get(key, "")) != value:
             return False
@@ -132,7 +134,7 @@ def matches(flt: Filter, doc_id: str, f: Facets, metadata: Mapping[str, str], so
 
 
 def describe_filter(flt: Filter) -> str:
-    """``"Only Kazakhstan, 2010 to 2015"``: a filter as the answer states it; '' for no filter."""
+    """``"Only Kazakhstan, 2010 to 2015"`` (``"; not documents X"`` after it for an exclusion): a filter as the answer states it; '' for no filter."""
     from .countries import display
 
     if not flt:
@@ -146,7 +148,11 @@ def describe_filter(flt: Filter) -> str:
         parts.append(f"until {flt.until}")
     parts += [f"source {s}" for s in flt.sources] + [f"documents {p}" for p in flt.paths]
     parts += [f"{k} = {v}" for k, v in flt.fields]
-    return "Only " + ", ".join(parts)
+    said = ("Only " + ", ".join(parts)) if parts else ""
+    if flt.exclude_paths:
+        left_out = "not " + ", ".join(f"documents {p}" for p in flt.exclude_paths)
+        said = f"{said}; {left_out}" if said else left_out[0].upper() + left_out[1:]
+    return said
 
 
 @dataclass(frozen=True)

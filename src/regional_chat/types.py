@@ -86,7 +86,9 @@ class Filter:
     ``sources`` match the document's source or URL as substrings; ``paths`` are
     glob patterns on the document id (``speeches/*.jsonl#KAZ*``); ``fields`` are
     (metadata field, value) pairs that must be equal. A document without the
-    metadata a part asks about does not match that part.
+    metadata a part asks about does not match that part. ``exclude_paths`` are
+    glob patterns on the document id that a document must match none of (the
+    evaluation asks a question with its own article left out this way).
     """
 
     countries: tuple[str, ...] = ()
@@ -95,13 +97,17 @@ class Filter:
     sources: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     fields: tuple[tuple[str, str], ...] = ()
+    exclude_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("countries", "sources", "paths"):
+        for name in ("countries", "sources", "paths", "exclude_paths"):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise ValueError(f"Filter.{name} must be a tuple of strings, not one string ({value!r}).")
             object.__setattr__(self, name, tuple(str(v) for v in value))
+        if any(not p.strip() for p in self.exclude_paths):
+            # an empty pattern matches no document id: it would silently exclude nothing
+            raise ValueError(f"Filter.exclude_paths holds an empty pattern: {self.exclude_paths!r}.")
         for name in ("since", "until"):
             value = str(getattr(self, name) or "").strip()
             if value and not _DATE.fullmatch(value):
@@ -115,7 +121,7 @@ class Filter:
             object.__setattr__(self, "fields", tuple((str(k), str(v)) for k, v in self.fields))
 
     def __bool__(self) -> bool:
-        return bool(self.countries or self.since or self.until or self.sources or self.paths or self.fields)
+        return bool(self.countries or self.since or self.until or self.sources or self.paths or self.fields or self.exclude_paths)
 
 
 @dataclass(frozen=True)
