@@ -112,7 +112,7 @@ def time_web(corpus: Path, index: Path) -> dict:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-    text = answer.get("text", "") if isinstance(answer, dict) else str(answer)[:100]
+    text = answer.get("short", "") if isinstance(answer, dict) else str(answer)[:100]
     return {"port_open_s": up, "first_answer_s": first, "first_answer_cpu_s": first_cpu, "second_answer_s": second, "answer": text, "load_1min": load}
 
 

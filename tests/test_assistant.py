@@ -168,3 +168,13 @@ def test_real_model_follow_up_finds_the_founding_sentence(seed_bot):
 def test_real_model_russian_question_does_not_crash(seed_bot):
     ans = seed_bot.answer("Где находится штаб-квартира РЦПДЦА?")
     assert isinstance(ans, Answer)
+
+
+def test_use_answerer_takes_over_from_the_next_question_and_answered_is_set(corpus, tmp_path, settings):
+    bot, first = _scripted_bot(corpus, tmp_path, settings, [0.9])
+    assert not bot.answered.is_set()
+    assert bot.answer("Where did the ministers meet?").short == "reading 1" and bot.answered.is_set()
+    second = ScriptedAnswerer([0.8])
+    bot.use_answerer(second)
+    ans = bot.answer("Where did the ministers meet?")
+    assert (len(first.read), len(second.read), ans.confidence) == (1, 1, 0.8)

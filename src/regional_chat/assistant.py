@@ -8,6 +8,7 @@ are being answered: each question uses the index that was live when it came.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -61,6 +62,7 @@ class Assistant:
         index.manifest.check_compatible(self.embedder, self.settings, index.root)
         self.extractor = answerer if answerer is not None else make_answerer(self.settings)
         self._live = LiveIndex(index, self.settings, self.embedder, corpus_dir)  # the generation questions use, and its switch
+        self.answered = threading.Event()  # set once a question has been answered (a server waits for it to load more)
 
     @classmethod
     def load(
@@ -184,6 +186,7 @@ class Assistant:
         # (Kaha Imnadze UNRCCA)"), with each of the likeliest referents alone; the reading the
         # documents answer most confidently wins.
         readings = [with_terms(question, terms)] + [with_terms(question, [t]) for t in terms[:4]]
+        extractor = self.extractor  # one answer step for the whole question, even if use_answerer swaps it
         answer, query, steer = None, question, Understood()
         for reading in readings:
             vector = None if mode == "lexical" else self.embedder.embed_queries([reading])[0]
@@ -191,11 +194,12 @@ class Assistant:
             hits = live.retriever.search_vector(
                 reading, vector, k if k is not None else self.settings.top_k, mode, where=filters or None, prefer=prefer or None
             )
-            candidate = self.extractor.extract(reading, hits, live.index.document, self.embedder, vector, abstain=abstain)
+            candidate = extractor.extract(reading, hits, live.index.document, self.embedder, vector, abstain=abstain)
             if answer is None or candidate.confidence > answer.confidence:
                 answer, query, steer = candidate, reading, prefer
             if answer.found:
                 break  # a confident reading is an answer: the other readings would only cost time
+        self.answered.set()
         said = [x for x in (describe_filter(filters) if filters else "", steer.describe()) if x]
         return Answer(
             question=question,
@@ -206,6 +210,10 @@ class Assistant:
             search_query=query if query != question else "",
             understood="; ".join(said),
         )
+
+    def use_answerer(self, answerer: object) -> None:
+        """Answer the next questions with ``answerer`` (a question already being answered keeps the one it began with)."""
+        self.extractor = answerer
 
     def _understand(self, live: Generation, question: str) -> Understood:
         """What ``question`` names that the index's metadata holds (within a filter, it steers inside the filter)."""

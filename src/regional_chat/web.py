@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -423,13 +424,39 @@ def serve(corpus_dir: str | Path, index_dir: str | Path, settings: Settings, *, 
         print(update_index(corpus, index_dir, settings, progress=True, wait=True).summary(), flush=True)  # embeds only what changed
     else:
         print(f"corpus {corpus} is missing: serving the index at {index_dir} as it is.", flush=True)
-    bot = Assistant.load(index_dir, settings, corpus_dir=corpus)
+    # The first questions are answered by the models run in numpy (about a second to load, no torch import);
+    # torch (2-3x faster a question, several seconds to import and load) takes over in the background once
+    # the first question is answered or after FASTER_ENGINE_AFTER seconds. The question encoder stays numpy
+    # (tens of ms either way); builds still embed through torch.
+    faster = settings.engine != "numpy"
+    bot = Assistant.load(index_dir, settings.with_(engine="numpy") if faster else settings, corpus_dir=corpus)
     bot.warm_up()  # load the models now, not on the first question
+    bot.answered.clear()  # warming up is not a user's question
+    if faster:
+        threading.Thread(target=_switch_engine, args=(bot, settings), name="load-torch-reader", daemon=True).start()
     uploads = uploads_allowed(host, read_only, auth)
     if not uploads and not read_only:
         print(f"adding documents is off: {host} is not a loopback address and REGIONAL_CHAT_AUTH is not set.", flush=True)
     app = build_app(bot, uploads=uploads, max_upload_mb=max_upload_mb)
     launch(app, host=host, port=port, auth=auth, concurrency=concurrency, max_upload_mb=max_upload_mb)
+
+
+FASTER_ENGINE_AFTER = 20.0
+
+
+def _switch_engine(bot: Assistant, settings: Settings) -> None:
+    """Load the reader on ``settings.engine`` and hand it to ``bot`` (served questions go on meanwhile)."""
+    from .assistant import make_answerer
+
+    bot.answered.wait(FASTER_ENGINE_AFTER)  # not while the first question is being answered: it would wait on the import
+    try:
+        answerer = make_answerer(settings)
+        answerer.reader.warm_up()
+    except Exception as exc:  # noqa: BLE001 - the numpy reader keeps answering; say why it stays
+        print(f"warning: the {settings.engine} reader could not be loaded ({exc}); answering with the numpy one.", flush=True)
+        return
+    bot.use_answerer(answerer)
+    print(f"answering with the {settings.engine} reader from now on.", flush=True)
 
 
 def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
