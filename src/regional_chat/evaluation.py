@@ -394,7 +394,7 @@ def evaluate(
     """
     from .assistant import Assistant
     from .embedding import make_embedder
-    from .build import build_index
+    from .service import update_index
     from .store import is_milvus, load_index
 
     if mode not in MODES:
@@ -417,7 +417,7 @@ def evaluate(
     else:
         root = Path(index_dir) if index_dir else scratch
         corpus = write_contexts_corpus(paragraphs, root.parent / f"{root.name}.corpus")
-    built = build_index(corpus.parent, root, settings, progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    built = update_index(corpus.parent, root, settings, progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     embedder = make_embedder(settings)
     index = load_index(root, settings, embedder)
     # the very assistant a user gets: its answer, its decision to answer or not
