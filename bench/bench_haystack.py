@@ -233,6 +233,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--answers", type=int, default=ANSWERS, help="of those, how many are answered in full by both")
+    parser.add_argument("--regional-chat-from", metavar="JSON", help="reuse the regional-chat side of an earlier run of the same arguments "
+                        "(what it printed, as JSON; its index must still be in the work folder) and run Haystack's only")
     parser.add_argument("--model", choices=("e5", "minilm"), default="e5", help="the encoder both systems embed with (default: the product's)")
     parser.add_argument("--system", choices=("regional-chat", "haystack"), help=argparse.SUPPRESS)
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads in both systems' processes (0: torch's default)")
@@ -249,7 +251,12 @@ def main() -> None:
     result["systems"] = {}
     result["torch_threads"] = args.torch_threads or "default"
     result["model"] = args.model
+    if args.regional_chat_from:  # a run whose Haystack side failed: its regional-chat side, as it printed it
+        result["systems"]["regional-chat"] = json.loads(Path(args.regional_chat_from).read_text())
+        result["regional_chat_from"] = args.regional_chat_from
     for system in ("regional-chat", "haystack"):  # regional-chat first: Haystack reads its chunks
+        if system in result["systems"]:
+            continue
         out = subprocess.run([sys.executable, __file__, "--system", system, "--questions", str(args.questions), "--model", args.model,
                               "--answers", str(args.answers), "--torch-threads", str(args.torch_threads)], capture_output=True, text=True)
         if out.returncode:
