@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from .conversation import follow_up_terms, with_terms
 from .embedding import Embedder, make_embedder
 from .store.folder import Index
-from .service import FOLLOW_SECONDS, Generation, LiveIndex
+from .service import FOLLOW_SECONDS, Generation, LiveIndex, builds_on_start, update_index
 from .store import load_index, recorded_model
 from .settings import MAX_K, MODES, Settings
 from .facets import Understood, describe_filter, understand
@@ -235,6 +235,24 @@ class Assistant:
         if corpus_dir is None and self.corpus_dir is None:
             raise ValueError("this assistant does not know its corpus folder: pass corpus_dir.")
         return self._live.rebuild(corpus_dir, on_progress=on_progress, warn=warn)
+
+
+def serving_assistant(corpus_dir: str | Path, location: str | Path, settings: Settings) -> Assistant:
+    """The assistant a server starts with: the index brought up to date (progress on the terminal), the models loaded.
+
+    Its first questions are answered by the models run in numpy (about a second to load, no torch import);
+    the server hands the reader to ``settings.engine`` in the background (``web.serve``). The question
+    encoder stays numpy (tens of ms either way); builds still embed through torch.
+    """
+    corpus = Path(corpus_dir)
+    if builds_on_start(corpus, location):
+        print(update_index(corpus, location, settings, progress=True, wait=True).summary(), flush=True)  # embeds only what changed
+    else:
+        print(f"corpus {corpus} is missing: serving the index at {location} as it is.", flush=True)
+    bot = Assistant.load(location, settings.with_(engine="numpy"), corpus_dir=corpus)
+    bot.warm_up()  # load the models now, not on the first question
+    bot.answered.clear()  # warming up is not a user's question
+    return bot
 
 
 def answer(question: str, history: Sequence[Answer] = (), index_dir: str | Path = "index") -> Answer:

@@ -228,10 +228,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from . import web  # imports gradio: only when serving
+    from concurrent.futures import ThreadPoolExecutor
 
+    from .assistant import serving_assistant
+
+    settings = _settings(args)
+    with ThreadPoolExecutor(1) as pool:
+        # the index and the models load while gradio is imported (3.7 s of CPU here): the first answer comes sooner
+        ready = pool.submit(serving_assistant, args.corpus, args.index, settings)
+        from . import web  # imports gradio: only when serving
+
+        bot = ready.result()
     web.serve(
-        args.corpus, args.index, _settings(args), host=args.host, port=args.port, read_only=args.read_only,
+        bot, settings, host=args.host, port=args.port, read_only=args.read_only,
         auth=web.parse_auth(os.environ.get("REGIONAL_CHAT_AUTH")), concurrency=args.concurrency,
         max_upload_mb=args.max_upload_mb,
     )

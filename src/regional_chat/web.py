@@ -24,7 +24,6 @@ from .countries import display
 from .documents import SUFFIXES
 from .facets import filter_from
 from .ingest.upload import stage_uploads, uploads_allowed
-from .service import builds_on_start, update_index
 from .settings import Settings
 from .text import LANGUAGE_NAMES, language_of
 from .types import Answer, Quote
@@ -416,24 +415,15 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: A
     return url
 
 
-def serve(corpus_dir: str | Path, index_dir: str | Path, settings: Settings, *, host: str = "127.0.0.1", port: int = 7860,
+def serve(bot: Assistant, settings: Settings, *, host: str = "127.0.0.1", port: int = 7860,
           read_only: bool = False, auth: Any = None, concurrency: int = 4, max_upload_mb: float = MAX_UPLOAD_MB) -> None:
-    """Bring the index up to date with the corpus (progress on the terminal), then serve the chat until interrupted."""
-    corpus = Path(corpus_dir)
-    if builds_on_start(corpus, index_dir):
-        print(update_index(corpus, index_dir, settings, progress=True, wait=True).summary(), flush=True)  # embeds only what changed
-    else:
-        print(f"corpus {corpus} is missing: serving the index at {index_dir} as it is.", flush=True)
-    # The first questions are answered by the models run in numpy (about a second to load, no torch import);
-    # torch (2-3x faster a question, several seconds to import and load) takes over in the background once
-    # the first question is answered or after FASTER_ENGINE_AFTER seconds. The question encoder stays numpy
-    # (tens of ms either way); builds still embed through torch.
-    faster = settings.engine != "numpy"
-    bot = Assistant.load(index_dir, settings.with_(engine="numpy") if faster else settings, corpus_dir=corpus)
-    bot.warm_up()  # load the models now, not on the first question
-    bot.answered.clear()  # warming up is not a user's question
-    if faster:
-        threading.Thread(target=_switch_engine, args=(bot, settings), name="load-torch-reader", daemon=True).start()
+    """Serve the chat from ``bot`` (see :func:`regional_chat.assistant.serving_assistant`) until interrupted.
+
+    When ``bot`` answers with another engine than ``settings.engine`` (the numpy one a server starts with),
+    the reader on ``settings.engine`` is loaded in the background and takes over (see :func:`_switch_engine`).
+    """
+    if bot.settings.engine != settings.engine:
+        threading.Thread(target=_switch_engine, args=(bot, settings), name="load-reader", daemon=True).start()
     uploads = uploads_allowed(host, read_only, auth)
     if not uploads and not read_only:
         print(f"adding documents is off: {host} is not a loopback address and REGIONAL_CHAT_AUTH is not set.", flush=True)
