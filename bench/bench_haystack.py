@@ -135,7 +135,7 @@ def run_regional_chat(n: int, model: str, answers: int) -> dict:
     return {
         "system": "regional-chat", "model": model, "model_load_s": model_s, "index_s": report.seconds, "chunks": report.chunks,
         "retrieval": summary(retrieval), "answer": summary(answer), "recall_at_5": recall,
-        "answer_scores": scores([a.short or (a.quotes[0].text if a.quotes else "") for a in said], qs[:answers]),
+        "answer_scores": scores([a.shown for a in said], qs[:answers]),
         "answered_when_answerable": round(100 * sum(a.found for a in said) / len(said), 1),
         "rss_after_index_mb": rss_indexed, "rss_end_mb": benchlib.rss_mb(), "peak_rss_mb": benchlib.peak_rss_mb(),
         "questions": len(qs), "answer_questions": len(said), "load_1min": benchlib.load_average()[0],

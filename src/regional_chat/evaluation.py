@@ -310,7 +310,7 @@ def _ask(bot: Any, q: Question, mode: str, leave_article_out: bool) -> Outcome:
     said = ans if ans.found else bot.answer(q.text, mode=mode, abstain=False)
     best = said.quotes or said.related
     sentence = best[0].text if best else ""
-    short = said.short or (said.quotes[0].text if said.quotes else "")  # what the page shows first
+    short = said.shown  # what the page shows first
     return Outcome(
         q, MappingProxyType({}), ans, ms,
         sentence_hit=any(g in sentence for g in q.answers),

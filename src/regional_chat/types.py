@@ -206,11 +206,14 @@ class Answer:
         """The short answer: the highlighted span of the first quote ('' when there is none)."""
         return self.quotes[0].highlighted_text if self.quotes else ""
 
+    @property
+    def shown(self) -> str:
+        """What would be shown first had it answered: the short answer, else the first quote ('' without quotes)."""
+        return self.short or (self.quotes[0].text if self.quotes else "")
+
     def headline(self) -> str:
-        """The line shown first: the short answer, else the quote that answers, else :data:`NOT_ANSWERED`."""
-        if not self.found:
-            return NOT_ANSWERED
-        return self.short or self.quotes[0].text
+        """The line shown first: :attr:`shown` when found, else :data:`NOT_ANSWERED`."""
+        return self.shown if self.found else NOT_ANSWERED
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: every field (tuples as lists) and ``short``; what ``/ask`` and ``ask --json`` return."""
