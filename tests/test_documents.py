@@ -139,9 +139,9 @@ def test_a_nul_byte_anywhere_skips_the_file_or_line_naming_its_offset(tmp_path):
 
 
 def test_a_file_over_the_size_limit_is_said_to_be_skipped(tmp_path, monkeypatch):
-    import regional_chat.documents as documents
+    import regional_chat.ingest.text as text_reader
 
-    monkeypatch.setattr(documents, "MAX_TEXT_FILE_BYTES", 100)
+    monkeypatch.setattr(text_reader, "MAX_BYTES", 100)
     (tmp_path / "big.txt").write_text("word " * 50, encoding="utf-8")
     _, warnings = _docs(tmp_path)
     assert warnings == ["big.txt: 250 bytes is over the 100-byte limit for one document; skipped. Split it into smaller files to index it."]

@@ -36,9 +36,13 @@ def _span(doc, sentence: str) -> tuple[int, int]:
 
 
 def test_every_reader_suffix_is_a_corpus_suffix_and_the_libraries_load_lazily():
-    assert set(READERS) == {".pdf", ".html", ".htm", ".docx"} and set(READERS) <= set(SUFFIXES)
+    from regional_chat.ingest import text
+
+    # every corpus suffix has a reader here; .jsonl is streamed line by line (ingest.jsonl.read_lines)
+    assert set(READERS) | {".jsonl"} == set(SUFFIXES)
     assert reader(".PDF") is pdf.read and reader(".htm") is html.read and reader(".docx") is docx.read
-    assert max_bytes(".pdf") == 64 * 1024 * 1024 and max_bytes(".html") == 32 * 1024 * 1024
+    assert reader(".txt") is text.read and reader(".MD") is text.read_markdown
+    assert max_bytes(".pdf") == 64 * 1024 * 1024 and max_bytes(".html") == 32 * 1024 * 1024 == max_bytes(".md")
     with pytest.raises(ValueError, match="no reader for '.odt'"):
         reader(".odt")
     probe = "import sys, regional_chat.documents, regional_chat.ingest; print(sorted(m for m in ('pypdf', 'trafilatura', 'docx', 'lxml') if m in sys.modules))"

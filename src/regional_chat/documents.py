@@ -1,23 +1,20 @@
-"""Files of the corpus -> Document values: one reader per format.
+"""Files of the corpus -> Document values: the corpus listed, each file handed to its format's reader.
 
 ``.txt`` and ``.md`` files are one document each, with optional YAML front
 matter (``title``, ``date``, ``source``, ``country``, ...). ``.jsonl`` files
 hold one document a line: ``text``, plus any other fields as metadata and
 ``id`` when given. ``.pdf`` (the text layer, with page offsets), ``.html``/``.htm``
 (the main text, without navigation and boilerplate) and ``.docx`` files are one
-document each, read by the modules of ``regional_chat.ingest``. A file that is
+document each. Every format's reader is a module of ``regional_chat.ingest``. A file that is
 binary, not UTF-8, damaged, encrypted or without text is skipped with a warning
 that names it; the rest of the corpus is still read.
 """
 
 from __future__ import annotations
 
-import datetime
 import errno
 import hashlib
-import json
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +26,6 @@ from .types import Document
 SUFFIXES = (".txt", ".md", ".jsonl", ".pdf", ".html", ".htm", ".docx")
 SUPPORTED = ", ".join(SUFFIXES[:-1]) + " or " + SUFFIXES[-1]  # for messages: ".txt, .md, ... or .docx"
 MAX_TEXT_FILE_BYTES = 32 * 1024 * 1024  # a single .txt/.md/.html document; JSON Lines files are streamed
-MAX_TITLE_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -163,14 +159,12 @@ def read_documents(source: SourceFile) -> Iterator[Document | Notice]:
             damaged, encrypted, a PDF without a text layer).
     """
     suffix = source.path.suffix.lower()
-    if suffix == ".jsonl":
-        yield from _read_jsonl(source)
+    if suffix == ".jsonl":  # streamed line by line: one file may hold a whole collection
+        from .ingest.jsonl import read_lines
+
+        yield from read_lines(source)
         return
-    if suffix in ingest.READERS:
-        yield from _read_with(ingest.reader(suffix), ingest.max_bytes(suffix), source)
-        return
-    markdown = suffix == ".md"
-    yield from _read_with(lambda rel, data: (parse_text_document(rel, data, markdown=markdown), []), MAX_TEXT_FILE_BYTES, source)
+    yield from _read_with(ingest.reader(suffix), ingest.max_bytes(suffix), source)
 
 
 def _read_with(read: Callable[[str, bytes], tuple[Document, list[str]]], limit: int, source: SourceFile) -> Iterator[Document | Notice]:
@@ -189,152 +183,3 @@ def _read_with(read: Callable[[str, bytes], tuple[Document, list[str]]], limit: 
 def too_large(rel: str, size: int, limit: int) -> DocumentError:
     """The error for a file over the size limit of its type."""
     return DocumentError(f"{rel}: {size:,} bytes is over the {limit:,}-byte limit for one document; skipped. Split it into smaller files to index it.")
-
-
-def _decode(rel: str, data: bytes) -> str:
-    # One rule for NUL, wherever it sits: no text document holds one, and a NUL
-    # that reached the index would be quoted (and printed) as part of an answer.
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise _binary(rel, nul)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"{rel}: is not UTF-8 (byte {exc.start}); skipped. Save it as UTF-8 to index it.") from exc
-
-
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
-
-
-def parse_text_document(rel: str, data: bytes, *, markdown: bool = False) -> Document:
-    """A .txt or .md file's bytes -> Document (front matter kept as metadata, not text)."""
-    text = _decode(rel, data)
-    metadata: dict[str, str] = {}
-    match = _FRONT_MATTER.match(text)
-    if match:
-        parsed = _yaml(match.group(1) or "")
-        if parsed is not None:
-            metadata = parsed
-            text = text[match.end() :]
-    if not text.strip():
-        raise DocumentError(f"{rel}: has no text; skipped.")
-    title = metadata.get("title", "")
-    if not title and markdown:
-        heading = _HEADING.search(text)
-        title = heading.group(1) if heading else ""
-    return Document(
-        doc_id=rel,
-        text=text,
-        title=_clip_title(title or _first_line(text)),
-        content_hash=sha256(data),
-        metadata=metadata,
-    )
-
-
-def _yaml(block: str) -> dict[str, str] | None:
-    import yaml
-
-    try:
-        value = yaml.safe_load(block) if block.strip() else {}
-    except yaml.YAMLError:
-        return None  # not front matter after all: keep it as text
-    if not isinstance(value, dict):
-        return None
-    return {str(k): _scalar(v) for k, v in value.items() if v is not None}
-
-
-def _scalar(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float, bool)) or value is None:
-        return str(value)
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()  # YAML reads 2024-03-14 as a date
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        line = line.strip().lstrip("#").strip()
-        if line:
-            return line
-    return ""
-
-
-def _clip_title(title: str) -> str:
-    title = " ".join(title.split())
-    return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
-
-
-def _binary(rel: str, nul: int) -> DocumentError:
-    return DocumentError(f"{rel}: holds a NUL byte at byte {nul:,} (binary, or damaged text); skipped.")
-
-
-def _first_nul(text: str, metadata: dict[str, str]) -> str | None:
-    """Where a decoded JSON line holds a NUL character: '"text" at character N' or a field's name; None if nowhere."""
-    at = text.find("\x00")
-    if at >= 0:
-        return f'"text" at character {at:,}'
-    for key, value in metadata.items():
-        if "\x00" in key or "\x00" in value:
-            return f"field {key!r}"
-    return None
-
-
-def _read_jsonl(source: SourceFile) -> Iterator[Document | Notice]:
-    seen: set[str] = set()
-    try:
-        handle = source.path.open("rb")
-    except OSError as exc:
-        raise DocumentError(f"{source.rel}: cannot be read ({exc.strerror}).") from exc
-    with handle:
-        any_line = False
-        offset = 0  # byte offset of the current line in the file
-        for number, raw in enumerate(handle, start=1):
-            line_start, offset = offset, offset + len(raw)
-            if not raw.strip():
-                continue
-            any_line = True
-            where = f"{source.rel}:{number}"
-            nul = raw.find(b"\x00")
-            if nul >= 0:
-                if number == 1:
-                    raise _binary(source.rel, nul)
-                yield Notice(f"{where}: holds a NUL byte at byte {line_start + nul:,} of the file; line skipped.", skipped=True)
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8-sig"))
-            except UnicodeDecodeError:
-                yield Notice(f"{where}: not UTF-8; line skipped.", skipped=True)
-                continue
-            except json.JSONDecodeError as exc:
-                yield Notice(f"{where}: not JSON ({exc.msg}); line skipped.", skipped=True)
-                continue
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
-                yield Notice(f"{where}: has no \"text\" field with text; line skipped.", skipped=True)
-                continue
-            local_id = str(obj["id"]) if obj.get("id") not in (None, "") else str(number)
-            doc_id = f"{source.rel}#{local_id}"
-            if doc_id in seen:
-                yield Notice(f"{where}: id {local_id!r} was already used in this file; line skipped.", skipped=True)
-                continue
-            text = obj["text"]
-            metadata = {k: _scalar(v) for k, v in obj.items() if k != "text" and v is not None}
-            escaped = _first_nul(text, metadata)
-            if escaped is not None:
-                yield Notice(f"{where}: holds a NUL character (a \\u0000 escape) in {escaped}, line starts at byte {line_start:,}; line skipped.", skipped=True)
-                continue
-            seen.add(doc_id)
-            yield Document(
-                doc_id=doc_id,
-                text=text,
-                title=_clip_title(metadata.get("title") or _first_line(text)),
-                content_hash=sha256(raw.rstrip(b"\r\n")),
-                metadata=metadata,
-            )
-        if not any_line:
-            raise DocumentError(f"{source.rel}: is empty; skipped.")

@@ -1,15 +1,19 @@
-"""What the format readers share: text clean-up, the Document they return, pypdf's log kept quiet."""
+"""What the format readers share: decoding, text clean-up, titles and metadata values, the Document they return, libraries' logs kept quiet."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import re
 import threading
 from contextlib import contextmanager
 from typing import Iterator, Mapping
 
-from ..documents import DocumentError, _clip_title, _first_line, sha256, too_large
+from ..documents import DocumentError, sha256, too_large
 from ..types import Document
+
+MAX_TITLE_CHARS = 200
 
 # C0 controls other than tab and newline (and DEL): never quoted, never shown. Form feeds
 # and NULs come out of PDF text layers; a NUL that reached the index would be quoted.
@@ -28,19 +32,73 @@ def check_size(rel: str, data: bytes, limit: int) -> None:
         raise too_large(rel, len(data), limit)
 
 
-def make_document(rel: str, data: bytes, text: str, *, title: str = "", metadata: Mapping[str, str] | None = None, pages: tuple[int, ...] = ()) -> Document:
-    """The Document of one file: its id is ``rel``, its hash that of the file's bytes, the title falls back to the first line."""
+def make_document(
+    rel: str, data: bytes, text: str, *, title: str = "", metadata: Mapping[str, str] | None = None, pages: tuple[int, ...] = (), fold: bool = True
+) -> Document:
+    """The Document of one file (or one line of a JSON Lines file): its id is ``rel``, its hash that of ``data``,
+    the title falls back to the first line.
+
+    ``fold``: metadata values on one line, empty ones dropped (what a page's or a PDF's fields need); False keeps
+    the values a user wrote (front matter, JSON fields) as written.
+    """
     if not text.strip():
         raise DocumentError(f"{rel}: has no text; skipped.")
-    meta = {k: " ".join(str(v).split()) for k, v in (metadata or {}).items() if v is not None and str(v).strip()}
+    items = (metadata or {}).items()
+    meta = {k: " ".join(str(v).split()) for k, v in items if v is not None and str(v).strip()} if fold else {k: v for k, v in items if v is not None}
     return Document(
         doc_id=rel,
         text=text,
-        title=_clip_title(title or _first_line(text)),
+        title=clip_title(title or first_line(text)),
         content_hash=sha256(data),
         metadata=meta,
         pages=pages,
     )
+
+
+def decode_utf8(rel: str, data: bytes) -> str:
+    """A text file's bytes as text (UTF-8, a BOM allowed).
+
+    One rule for NUL, wherever it sits: no text document holds one, and a NUL that
+    reached the index would be quoted (and printed) as part of an answer.
+    """
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise binary_error(rel, nul)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"{rel}: is not UTF-8 (byte {exc.start}); skipped. Save it as UTF-8 to index it.") from exc
+
+
+def binary_error(rel: str, nul: int) -> DocumentError:
+    return DocumentError(f"{rel}: holds a NUL byte at byte {nul:,} (binary, or damaged text); skipped.")
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line
+    return ""
+
+
+def clip_title(title: str) -> str:
+    title = " ".join(title.split())
+    return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+
+
+def scalar(value: object) -> str:
+    """A metadata value (YAML front matter, a JSON field) as the string the index keeps."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)) or value is None:
+        return str(value)
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()  # YAML reads 2024-03-14 as a date
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 class _ThreadRecords(logging.Handler):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import codecs
 import re
 
-from ..documents import MAX_TEXT_FILE_BYTES, DocumentError, _binary
+from ..documents import MAX_TEXT_FILE_BYTES, DocumentError
 from ..types import Document
-from ._common import captured_log, check_size, clean, make_document
+from ._common import binary_error, captured_log, check_size, clean, make_document
 
 MAX_BYTES = MAX_TEXT_FILE_BYTES
 
@@ -75,7 +75,7 @@ def _decode(rel: str, data: bytes) -> str:
             return _strict(rel, data[len(bom) :], codec, f"starts with a {codec.upper()} byte order mark")
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise _binary(rel, nul)
+        raise binary_error(rel, nul)
     match = _CHARSET.search(data[:4096])
     if match:
         label = match.group(1).decode("ascii").lower()
