@@ -26,7 +26,7 @@ from ..embedding import E5_NAMES
 from ..facets import context_header
 from ..text import language_of, own_words, script_of
 from ..types import Answer, Document, Hit, Quote
-from .crosslingual import pivot_question
+from .crosslingual import aligned_words, pivot_question
 from .reader import WEIGHTS, Reader, Reading
 from .windows import SpanScore
 
@@ -213,7 +213,7 @@ class ReaderAnswerer:
         self.headers = headers
         self.cross_passages = 5
         self._cross: tuple[Calibration, str] | None = crosslingual
-        self._sentence_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._sentence_vectors: OrderedDict[tuple[tuple[str, str], str], np.ndarray] = OrderedDict()
         self._vectors_lock = threading.Lock()
 
     def read(self, question: str, hits: Sequence[Hit], document: Callable[[str], Document] | None = None) -> ReadResult:
@@ -332,14 +332,19 @@ class ReaderAnswerer:
         scripts = getattr(embedder, "scripts", None)
         return not scripts or script in scripts
 
-    def _vectors(self, embedder: object, texts: list[str]) -> np.ndarray:
-        """Passage vectors of ``texts`` (sentences), cached: the same passages come back question after question."""
-        name = str(getattr(embedder, "name", ""))
+    def _vectors(self, embedder: object, texts: list[str], kind: str = "passage") -> np.ndarray:
+        """Vectors of ``texts``, cached: the same passages (and words) come back question after question.
+
+        ``kind``: ``"passage"`` (sentences) or ``"query"`` (single words, aligned word to word: both sides
+        are embedded alike).
+        """
+        name = (str(getattr(embedder, "name", "")), kind)
+        embed = embedder.embed_passages if kind == "passage" else embedder.embed_queries  # type: ignore[attr-defined]
         with self._vectors_lock:
             known = {t: self._sentence_vectors[(name, t)] for t in set(texts) if (name, t) in self._sentence_vectors}
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            known.update(zip(missing, np.asarray(embedder.embed_passages(missing), dtype=np.float32)))  # type: ignore[attr-defined]
+            known.update(zip(missing, np.asarray(embed(missing), dtype=np.float32)))
             with self._vectors_lock:
                 self._sentence_vectors.update(((name, t), known[t]) for t in missing)
                 while len(self._sentence_vectors) > 8192:  # oldest first
@@ -352,7 +357,8 @@ class ReaderAnswerer:
         """The sentence of the top passages nearest ``question`` (by the index's encoder), and a short answer in it.
 
         The short answer is the reader's best span of that sentence for the pivot question
-        (:func:`pivot_question`: "Где находится штаб-квартира UNRCCA?" -> "Where UNRCCA?").
+        (:func:`pivot_question`: "Где находится штаб-квартира UNRCCA?" -> "Where headquarters UNRCCA?",
+        "headquarters" being the sentence's word nearest "штаб-квартира" by the index's encoder).
         """
         hits = tuple(hits)
         found: list[tuple[int, int, int]] = []
@@ -363,16 +369,16 @@ class ReaderAnswerer:
                 if _WORDLIKE.search(doc.text[a:b]):
                     found.append((i, a, b))
                     texts.append(doc.text[a:b])
-        pivot = pivot_question(question)
         if not found:
-            return CrossResult(question, hits, (0.0,) * len(CROSS_FEATURES), (), None, pivot)
+            return CrossResult(question, hits, (0.0,) * len(CROSS_FEATURES), (), None, pivot_question(question))
         sims = self._vectors(embedder, texts) @ np.asarray(vector, dtype=np.float32).reshape(-1)
         order = np.argsort(-sims, kind="stable")
         ranked = tuple((found[j][0], found[j][1], found[j][2], float(sims[j])) for j in order)
         passage, a, b, sim = ranked[0]
+        text = texts[int(order[0])]
+        pivot = pivot_question(question, aligned_words(question, text, lambda words: self._vectors(embedder, words, "query")))
         span, margin = None, 0.0
         if pivot is not None:
-            text = texts[int(order[0])]
             best = self.reader.read(pivot, [text]).best
             if best is not None and is_answer_text(text, best.start, best.end):
                 margin = best.score - best.null
