@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from regional_chat.reading.answerer import CROSS_FEATURES, Calibration, ReaderAnswerer
-from regional_chat.reading.crosslingual import pivot_question, question_word
+from regional_chat.reading.crosslingual import aligned_words, content_words, pivot_question, question_word
 from regional_chat.reading.reader import WEIGHTS, Reader, Reading
 from regional_chat.reading.windows import SpanScore
 from regional_chat.types import Chunk, Document, Hit
@@ -45,6 +45,26 @@ def test_the_pivot_keeps_what_the_question_writes_plainly_and_names_countries_in
     assert pivot_question("Когда и где распался Советский Союз?").startswith("When")
     assert question_word("Некоторые страны подписали договор") is None
     assert pivot_question("Центр основан в 2007 году.") is None
+
+
+def test_the_content_words_are_what_the_question_asks_about_not_how_it_asks():
+    question = "Сколько беженцев в среднем ежедневно возвращалось в Афганистан с середины марта 1995 года по данным УВКБ ООН?"
+    words = content_words(question)
+    assert words[:4] == ["беженцев", "среднем", "ежедневно", "возвращалось"] and "Афганистан" in words
+    assert not {"Сколько", "в", "с", "по", "1995"} & set(words)  # the question word, stop words, what the pivot keeps as written
+    assert content_words("Кто возглавляет UNRCCA?") == ["возглавляет"]
+
+
+def test_each_content_word_brings_the_sentence_word_nearest_it_into_the_pivot():
+    sentence = "Every day since mid-March an average of about 3,500 refugees have returned to Afghanistan."
+    vectors = ByWords({"беженцев": "refugees", "возвращалось": "returned", "ежедневно": "day"}).embed_queries
+    question = "Сколько беженцев ежедневно возвращалось в Афганистан?"
+    aligned = aligned_words(question, sentence, vectors)
+    assert aligned == ["refugees", "day", "returned"]  # in the question's order; "Афганистан" lands on nothing near enough
+    assert pivot_question(question, aligned) == "How many refugees day returned Afghanistan?"
+    # nothing near enough (an encoder that knows no synonyms): the pivot is the plain one
+    assert aligned_words(question, sentence, ByWords({}).embed_queries) == []
+    assert aligned_words(question, "", vectors) == [] and aligned_words("Сколько?", sentence, vectors) == []
 
 
 class ByWords:

@@ -71,7 +71,7 @@ _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
 # Two words of different languages saying the same thing: multilingual-e5-small's cosine of the two words
 # alone ("query: " prefix). Its cosines of unrelated words sit near 0.7-0.8; on the XQuAD articles this was
 # chosen on, any floor from 0.74 to 0.80 gave the same pivots and the same F1 (43.9), 0.83 fewer aligned words
-# and 43.4, 0.86 38.5 (bench/results/crosslingual-pivot.json).
+# and 43.4, 0.86 38.5 (bench/bench_pivot.py, bench/results/crosslingual-pivot.json).
 MIN_WORD_COSINE = 0.80
 
 
