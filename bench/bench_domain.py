@@ -143,7 +143,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "bench/bench_domain.py " + " ".join(sys.argv[1:]),
         "splits": {split: report_of(split) for split in ("dev", "test", "all")},
-        "rows": [dict(r, split=row["split"]) for r, row in zip(results, rows)],
+        "rows": [dict(r, split=row["split"], ms=round(m, 1)) for r, row, m in zip(results, rows, ms)],
     }
     out = args.out or ROOT / "bench" / "results" / f"domain-reader-{args.model.split(':')[0]}.json"
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -92,7 +92,9 @@ def row_of(bot: Assistant, question: str, golds: tuple[str, ...], hits, vector, 
 def read_rows(args: argparse.Namespace, settings: Settings) -> list[dict]:
     reader = Reader(args.reader)
     # "left_out": rows read before the left-out questions were searched with the served filter are not reused
-    key = {"reader": reader_hash(args.reader), "features": list(CROSS_FEATURES), "model": settings.model, "limit": args.limit, "left_out": "filter"}
+    # "pivot": 2 since the pivot question carries aligned words (rows read with the plain pivot are not reused)
+    key = {"reader": reader_hash(args.reader), "features": list(CROSS_FEATURES), "model": settings.model, "limit": args.limit, "left_out": "filter",
+           "pivot": 2}
     if args.rows and args.rows.is_file():
         cached = json.loads(args.rows.read_text(encoding="utf-8"))
         if cached.get("key") == key:
