@@ -165,6 +165,37 @@ def test_save_and_load_give_identical_results(lexical: LexicalIndex, tmp_path: P
     assert LexicalIndex.load(folder).search("Bishkek", 1) == lexical.search("Bishkek", 1)
 
 
+@pytest.mark.parametrize("method", ["atire", "lucene", "bm25+"])
+def test_a_loaded_index_scores_every_chunk_as_bm25s_loading_the_same_files(method: str, tmp_path: Path) -> None:
+    import bm25s
+
+    index = LexicalIndex.build(IDS, TEXTS, method=method, k1=1.5, b=0.6)
+    index.save(tmp_path / "lexical")
+    loaded = LexicalIndex.load(tmp_path / "lexical")
+    reference = bm25s.BM25.load(str(tmp_path / "lexical"), allow_pickle=False, show_progress=False, backend="numpy")
+    assert loaded.params == index.params and loaded._bm25.vocab_dict == reference.vocab_dict
+    for query in ("capital of Kazakhstan 1997 столица", "Aral Sea", "Bishkek capital capital"):
+        terms = loaded._term_ids(query)
+        ours, theirs = loaded._bm25.get_scores_from_ids(terms), reference.get_scores_from_ids(terms)
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), (method, query)
+    with pytest.raises(LexicalIndexError, match="saved where it was read"):
+        loaded.save(tmp_path / "elsewhere")
+
+
+def test_loading_and_searching_a_lexical_index_imports_neither_bm25s_nor_scipy(lexical: LexicalIndex, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    lexical.save(tmp_path / "lexical")
+    probe = (
+        "import sys; from pathlib import Path; from regional_chat.retrieval import LexicalIndex; "
+        f"hits = LexicalIndex.load(Path({str(tmp_path / 'lexical')!r})).search('capital of Kazakhstan', 5); "
+        "print([c for c, _ in hits], sorted(m for m in ('bm25s', 'scipy', 'tqdm') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == f"{[c for c, _ in lexical.search('capital of Kazakhstan', 5)]} []"
+
+
 def test_load_refuses_a_missing_index_and_save_refuses_a_foreign_folder(lexical: LexicalIndex, tmp_path: Path) -> None:
     with pytest.raises(LexicalIndexError, match="no lexical index"):
         LexicalIndex.load(tmp_path)

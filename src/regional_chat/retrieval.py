@@ -57,7 +57,7 @@ class LexicalIndex:
     its cost grows with the number of chunks that contain the query's terms.
     """
 
-    def __init__(self, bm25: "bm25s.BM25", ids: np.ndarray, tokenizer: Tokenizer) -> None:
+    def __init__(self, bm25: "bm25s.BM25 | SavedBM25", ids: np.ndarray, tokenizer: Tokenizer) -> None:
         num_docs = int(bm25.scores["num_docs"])
         if ids.ndim != 1 or len(ids) != num_docs:
             raise LexicalIndexError(f"the lexical index has {num_docs} rows but {len(ids)} chunk ids.")
@@ -207,6 +207,8 @@ class LexicalIndex:
         folder = Path(folder)
         if folder.exists() and not (folder / _TOKENIZER_FILE).is_file():
             raise LexicalIndexError(f"{folder} exists and is not a lexical index; refusing to replace it.")
+        if isinstance(self._bm25, SavedBM25):
+            raise LexicalIndexError("a lexical index read from disk is saved where it was read; build one to save it elsewhere.")
         tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -224,9 +226,10 @@ class LexicalIndex:
         Args:
             folder: the folder given to ``save``.
             mmap: memory-map the score arrays instead of reading them (for very large indexes).
-        """
-        import bm25s
 
+        The files are read with numpy (:class:`SavedBM25`): bm25s itself (and the scipy and tqdm it
+        imports, a quarter of a second) loads only to build.
+        """
         folder = Path(folder)
         manifest = folder / _TOKENIZER_FILE
         if not manifest.is_file() or not (folder / _IDS_FILE).is_file():
@@ -238,9 +241,8 @@ class LexicalIndex:
                 "rebuild the index (regional-chat build --full)."
             )
         tokenizer = Tokenizer(stem=bool(config["stem"]), stopwords=str(config["stopwords"]))
-        bm = bm25s.BM25.load(str(folder), mmap=mmap, allow_pickle=False, show_progress=False, backend="numpy")
         ids = np.load(folder / _IDS_FILE, allow_pickle=False)
-        return cls(bm, ids, tokenizer)
+        return cls(SavedBM25(folder, mmap=mmap), ids, tokenizer)
 
     # ----- search
 
@@ -307,6 +309,52 @@ class LexicalIndex:
         pos = np.minimum(np.searchsorted(self._ids, chunk_ids, sorter=self._order), len(self._ids) - 1)
         rows = self._order[pos]
         return np.where(self._ids[rows] == chunk_ids, rows, -1)
+
+
+class SavedBM25:
+    """An index bm25s saved, read with numpy alone: what a search uses of ``bm25s.BM25``, nothing more.
+
+    The files are bm25s's (``params``, ``vocab``, the CSC ``data``/``indices``/``indptr`` arrays and,
+    for BM25L and BM25+, the non-occurrence scores); the scores are summed as bm25s sums them
+    (``np.add.at`` over each query term's column, in the saved dtype), so a search ranks and scores
+    exactly as ``bm25s.BM25.load(...).get_scores_from_ids`` does (tests/test_retrieval.py compares them).
+    """
+
+    NONOCCURRENCE = ("bm25l", "bm25+")
+
+    def __init__(self, folder: Path, mmap: bool = False) -> None:
+        folder = Path(folder)
+        try:
+            params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+            self.vocab_dict: dict[str, int] = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+            mode = "r" if mmap else None
+            arrays = {name: np.load(folder / f"{name}.csc.index.npy", allow_pickle=False, mmap_mode=mode) for name in ("data", "indices", "indptr")}
+        except (OSError, ValueError) as exc:
+            raise LexicalIndexError(f"the lexical index in {folder} cannot be read ({exc}); rebuild the index (regional-chat build --full).") from exc
+        self.method = str(params["method"])
+        self.k1, self.b, self.delta = float(params["k1"]), float(params["b"]), float(params["delta"])
+        self.dtype = np.dtype(params.get("dtype", "float32"))
+        self.int_dtype = np.dtype(params.get("int_dtype", "int32"))
+        self.scores = dict(arrays, num_docs=int(params["num_docs"]))
+        self.nonoccurrence_array = None
+        if self.method in self.NONOCCURRENCE:
+            path = folder / "nonoccurrence_array.index.npy"
+            if not path.is_file():
+                raise LexicalIndexError(f"the lexical index in {folder} is {self.method} but has no {path.name}; rebuild the index.")
+            self.nonoccurrence_array = np.load(path, allow_pickle=False)
+
+    def get_scores_from_ids(self, term_ids: Sequence[int]) -> np.ndarray:
+        """Every chunk's BM25 score for the query terms ``term_ids`` (ids into ``vocab_dict``)."""
+        data, indices, indptr = self.scores["data"], self.scores["indices"], self.scores["indptr"]
+        ids = np.asarray(term_ids, dtype=self.int_dtype)
+        if int(ids.max(initial=0)) >= len(indptr) - 1:
+            raise ValueError(f"term id {int(ids.max())} is not in this index ({len(indptr) - 1} terms).")
+        scores = np.zeros(self.scores["num_docs"], dtype=self.dtype)
+        for start, end in zip(indptr[ids], indptr[ids + 1]):
+            np.add.at(scores, indices[start:end], data[start:end])
+        if self.nonoccurrence_array is not None:
+            scores += self.nonoccurrence_array[ids].sum()
+        return scores
 
 
 def _pairs(ids: Iterable[int], texts: Iterable[str]) -> Iterator[tuple[int, str]]:

@@ -10,6 +10,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")  # Russian and Kazakh letters (Kazakh's extra ones are in the block too)
 LATIN = re.compile(r"[a-z]")
@@ -115,9 +116,28 @@ QUESTION_WORDS = frozenset(
 )
 
 
+def _bm25s_stopwords():
+    """bm25s's stop-word lists, without importing the bm25s package (its __init__ imports scipy and tqdm:
+    a quarter of a second of a cold ``ask``, which needs the lists and not the package)."""
+    import importlib.util
+    import sys
+
+    if "bm25s.stopwords" in sys.modules:
+        return sys.modules["bm25s.stopwords"]
+    spec = importlib.util.find_spec("bm25s")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("bm25s is not installed: pip install bm25s")
+    path = Path(next(iter(spec.submodule_search_locations))) / "stopwords.py"
+    module_spec = importlib.util.spec_from_file_location("regional_chat._bm25s_stopwords", path)
+    module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+    module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
 @lru_cache(maxsize=None)
 def _stopwords(name: str) -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_EN_PLUS, STOPWORDS_RUSSIAN
+    lists = _bm25s_stopwords()
+    STOPWORDS_EN, STOPWORDS_EN_PLUS, STOPWORDS_RUSSIAN = lists.STOPWORDS_EN, lists.STOPWORDS_EN_PLUS, lists.STOPWORDS_RUSSIAN
 
     english = {"nltk": STOPWORDS_EN_PLUS, "lucene": STOPWORDS_EN, "none": ()}[name]
     russian = STOPWORDS_RUSSIAN if name != "none" else ()
