@@ -85,6 +85,24 @@ def test_the_answer_length_limit_is_kept(tokenizer):
     assert len(passage[span.start : span.end].split()) <= 3
 
 
+def test_a_length_penalty_prefers_the_short_answer_a_long_one_barely_beats_and_keeps_its_raw_score(tokenizer):
+    passage = "the Kyoto Protocol to the United Nations Framework Convention on Climate Change"
+    (window,) = make_windows(tokenizer, "Which agreement?", [passage])
+    ctx = window.context
+    n = len(window.input_ids)
+    start, end = np.zeros((1, n)), np.zeros((1, n))
+    start[0, ctx[1]] = 8.0  # "Kyoto"
+    end[0, ctx[2]], end[0, ctx[-1]] = 7.5, 8.0  # "Protocol" (2 tokens) against "... Change" (12 tokens): 15.5 < 16.0
+    (long,) = best_spans([window], start, end)
+    assert passage[long.start : long.end] == passage[len("the ") :] and long.score == pytest.approx(16.0)
+    (short,) = best_spans([window], start, end, length_penalty=0.1)  # 15.5 - 0.1 > 16.0 - 1.1
+    assert passage[short.start : short.end] == "Kyoto Protocol" and short.score == pytest.approx(15.5)
+    # a penalty never picks a span the logits rank far lower
+    end[0, ctx[2]] = 4.0
+    (kept,) = best_spans([window], start, end, length_penalty=0.1)
+    assert passage[kept.start : kept.end] == passage[len("the ") :]
+
+
 class FixedReader(Reader):
     """The reader's network replaced by given spans: what the answerer does with them is under test."""
 

@@ -160,6 +160,7 @@ class Reader:
             for r, w in enumerate(windows[i : i + batch]):
                 m = len(w.input_ids)
                 S[i + r, :m], E[i + r, :m] = s[r, :m], e[r, :m]
-        spans = sorted(best_spans(windows, S, E, int(meta["max_answer_tokens"])), key=lambda s: -s.score)
+        spans = sorted(best_spans(windows, S, E, int(meta["max_answer_tokens"]), length_penalty=float(meta.get("span_length_penalty", 0.0))),
+                       key=lambda s: -s.score)
         null = min(float(S[w, 0] + E[w, 0]) for w in range(len(windows)))
         return Reading(tuple(spans), null, len(windows))

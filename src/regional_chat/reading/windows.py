@@ -144,8 +144,15 @@ def best_spans(
     end_logits: np.ndarray,
     max_answer_tokens: int = 30,
     per_window: int = 1,
+    length_penalty: float = 0.0,
 ) -> list[SpanScore]:
-    """The ``per_window`` best spans (start <= end, at most ``max_answer_tokens``) of every window."""
+    """The ``per_window`` best spans (start <= end, at most ``max_answer_tokens``) of every window.
+
+    ``length_penalty``: a span is chosen by its start + end logit less this much per token after its
+    first (a reader trained on SQuAD's short answers still runs on past the answer in long speeches:
+    "Kyoto Protocol to the United Nations Framework Convention on Climate Change"). The score a span
+    keeps (what passages are compared and confidence computed by) is its logits' alone.
+    """
     out: list[SpanScore] = []
     for w, window in enumerate(windows):
         ctx = window.context
@@ -157,7 +164,8 @@ def best_spans(
         n = len(ctx)
         rows, cols = np.indices((n, n))
         grid[(cols < rows) | (cols - rows >= max_answer_tokens)] = -np.inf
-        flat = np.argsort(grid, axis=None)[::-1][:per_window]
+        choose = grid - length_penalty * (cols - rows) if length_penalty else grid
+        flat = np.argsort(choose, axis=None)[::-1][:per_window]
         null = float(start_logits[w, 0] + end_logits[w, 0])
         for f in flat:
             i, j = divmod(int(f), n)
