@@ -17,7 +17,7 @@ read is answered in two steps:
    "How many refugees day returned Afghanistan?". No translation model ships on PyPI; the
    encoder, restricted to the words of one sentence, is translation enough for the reader.
    On XQuAD (Russian questions, the English paragraph's nearest sentence) the aligned words
-   took the F1 of the answer shown from 16.8 to 43.9 on the articles they were chosen on
+   took the F1 of the answer shown from 16.8 to 44.1 on the articles they were chosen on
    (bench/bench_reader.py; docs/QUALITY.md gives the held-out figure).
 
 The short answer is always a verbatim slice of the quoted sentence; the confidence is
@@ -70,8 +70,8 @@ _LATIN_OR_NUMBER = re.compile(r"[A-Za-z][A-Za-z0-9.\-]*[A-Za-z0-9]|[A-Za-z]|\d[\
 _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
 # Two words of different languages saying the same thing: multilingual-e5-small's cosine of the two words
 # alone ("query: " prefix). Its cosines of unrelated words sit near 0.7-0.8; on the XQuAD articles this was
-# chosen on, any floor from 0.74 to 0.80 gave the same pivots and the same F1 (43.9), 0.83 fewer aligned words
-# and 43.4, 0.86 38.5 (bench/bench_pivot.py, bench/results/crosslingual-pivot.json).
+# chosen on, any floor from 0.74 to 0.80 gave the same pivots and the same F1 (44.1), 0.83 fewer aligned words
+# and 43.7, 0.86 38.3 (bench/bench_pivot.py, bench/results/crosslingual-pivot.json).
 MIN_WORD_COSINE = 0.80
 
 
