@@ -58,13 +58,16 @@ def test_a_long_question_is_cut_at_a_token_end(tokenizer):
     assert trim_question(tokenizer, "short one?", 10) == "short one?"
 
 
+def _window_and_zero_logits(tokenizer, question, passage):
+    """One window of ``passage`` and all-zero start/end logits over it, to set by hand."""
+    (window,) = make_windows(tokenizer, question, [passage])
+    n = len(window.input_ids)
+    return window, window.context, np.zeros((1, n)), np.zeros((1, n))
+
+
 def test_best_span_takes_the_highest_start_plus_end_within_the_length_limit(tokenizer):
     passage = "Kaha Imnadze heads the centre in Ashgabat."
-    (window,) = make_windows(tokenizer, "Who?", [passage])
-    ctx = window.context
-    n = len(window.input_ids)
-    start = np.zeros((1, n))
-    end = np.zeros((1, n))
+    window, ctx, start, end = _window_and_zero_logits(tokenizer, "Who?", passage)
     start[0, ctx[0]], end[0, ctx[1]] = 5.0, 5.0  # the first two context tokens: 10
     start[0, ctx[3]] = 9.0  # with the end at ctx[1] it would make 14, but an end before its start never counts
     start[0, 0], end[0, 0] = 1.0, 2.0
@@ -76,10 +79,7 @@ def test_best_span_takes_the_highest_start_plus_end_within_the_length_limit(toke
 
 def test_the_answer_length_limit_is_kept(tokenizer):
     passage = "one two three four five six seven eight nine ten"
-    (window,) = make_windows(tokenizer, "What?", [passage])
-    ctx = window.context
-    n = len(window.input_ids)
-    start, end = np.zeros((1, n)), np.zeros((1, n))
+    window, ctx, start, end = _window_and_zero_logits(tokenizer, "What?", passage)
     start[0, ctx[0]], end[0, ctx[-1]] = 10.0, 10.0
     (span,) = best_spans([window], start, end, max_answer_tokens=3)
     assert len(passage[span.start : span.end].split()) <= 3
@@ -87,10 +87,7 @@ def test_the_answer_length_limit_is_kept(tokenizer):
 
 def test_a_length_penalty_prefers_the_short_answer_a_long_one_barely_beats_and_keeps_its_raw_score(tokenizer):
     passage = "the Kyoto Protocol to the United Nations Framework Convention on Climate Change"
-    (window,) = make_windows(tokenizer, "Which agreement?", [passage])
-    ctx = window.context
-    n = len(window.input_ids)
-    start, end = np.zeros((1, n)), np.zeros((1, n))
+    window, ctx, start, end = _window_and_zero_logits(tokenizer, "Which agreement?", passage)
     start[0, ctx[1]] = 8.0  # "Kyoto"
     end[0, ctx[2]], end[0, ctx[-1]] = 7.5, 8.0  # "Protocol" (2 tokens) against "... Change" (12 tokens): 15.5 < 16.0
     (long,) = best_spans([window], start, end)
