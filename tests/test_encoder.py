@@ -123,3 +123,62 @@ def test_embedding_a_question_imports_neither_torch_nor_sentence_transformers():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-4:] == ["384)", "1.0", "False", "False"], out.stdout
+
+
+# --------------------------------------------------------------------------- the Unigram tokenizer
+
+
+def _unigram_folder(folder, *, recovered=True):
+    """A small Unigram tokenizer.json built by the tokenizers library, with e5's pipeline (NFKC, metaspace, <s> $A </s>).
+
+    Scores come in few values, so that equal-scoring paths occur and the tie rule is tested too.
+    """
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+
+    rng = np.random.default_rng(11)
+    special = ["<s>", "<pad>", "</s>", "<unk>"]
+    singles = list("▁abcdeklmnorstuxyzабвгдеклмнорстуқңө.,?-1290")
+    multis = ["▁a", "▁th", "th", "the", "▁the", "ab", "abc", "bc", "cd", "st", "sta", "stan", "▁ка", "ка", "аз", "за", "қазақ", "стан", "12", "20", "2007", "e.", "<unk>x"]
+    pieces = special + singles + multis
+    vocab = [(p, 0.0) if p in special else (p, float(-rng.integers(1, 6))) for p in pieces]
+    tok = Tokenizer(Unigram(vocab, unk_id=3, byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+                                                      special_tokens=[("<s>", 0), ("</s>", 2)])
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text(tok.to_str(), encoding="utf-8")
+    if recovered:
+        (folder / "RECOVERED.json").write_text("{}")
+    return tok, "abcdekstuxyz абвгдекқаз ▁.,?1290<>ü\u00a0\u2003Ωﬁ日"
+
+
+def test_the_unigram_tokenizer_gives_the_librarys_ids_ties_unknowns_and_truncation_included(tmp_path):
+    from regional_chat.encoder import UNIGRAM_SIDECAR, UnigramTokenizer
+
+    library, alphabet = _unigram_folder(tmp_path / "m")
+    rng = np.random.default_rng(5)
+    texts = ["", " ", "the abc", "<unk>xx", "Қазақстан 2007 e.g.", "ﬁ日日 ü", *("".join(rng.choice(list(alphabet), rng.integers(1, 30))) for _ in range(2000))]
+    for max_tokens in (512, 7):
+        ours = UnigramTokenizer.load(tmp_path / "m", max_tokens)
+        library.enable_truncation(max_tokens)
+        want = [e.ids for e in library.encode_batch(texts, add_special_tokens=True)]
+        got = ours.encode_batch(texts)
+        assert [t for t, g, w in zip(texts, got, want) if g != w] == []
+        assert any(len(w) == 7 for w in want) and any(3 in w for w in want)  # truncation and unknowns did occur
+    assert len(list((tmp_path / "m").glob(UNIGRAM_SIDECAR + "*"))) == 2  # derived once, then read
+
+
+def test_the_unigram_tokenizer_rederives_damaged_files_and_writes_only_into_recovered_folders(tmp_path):
+    from regional_chat.encoder import UNIGRAM_SIDECAR, UnigramTokenizer
+
+    library, _ = _unigram_folder(tmp_path / "m")
+    first = UnigramTokenizer.load(tmp_path / "m", 512).encode("the stan")
+    assert first == library.encode("the stan").ids
+    for derived in (tmp_path / "m").glob(UNIGRAM_SIDECAR + "*.txt"):
+        derived.write_text("not json\n")
+    assert UnigramTokenizer.load(tmp_path / "m", 512).encode("the stan") == first
+    _unigram_folder(tmp_path / "foreign", recovered=False)
+    assert UnigramTokenizer.load(tmp_path / "foreign", 512) is None  # the caller uses the library
+    assert not list((tmp_path / "foreign").glob(UNIGRAM_SIDECAR + "*"))

@@ -40,6 +40,7 @@ from typing import Callable
 import numpy as np
 
 from .documents import sha256_file
+from .encoder import UNIGRAM_SIDECAR
 
 SOURCE_FILE = "e5-small-q4.bin"
 MODEL_NAME = "multilingual-e5-small"
@@ -278,9 +279,9 @@ def _write_folder(f: E5File, folder: Path, source_sha: str, say: Callable[[str],
 
 
 def folder_hash(folder: Path) -> str:
-    """SHA-256 over every file of a model folder (names and bytes, sorted), RECOVERED.json aside."""
+    """SHA-256 over every file of a model folder (names and bytes, sorted), RECOVERED.json and the files derived from tokenizer.json aside."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "RECOVERED.json"):
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "RECOVERED.json" and not p.name.startswith(UNIGRAM_SIDECAR)):
         digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
         with open(file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
