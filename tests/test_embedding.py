@@ -1,4 +1,4 @@
-"""The real embedder gives unit vectors, and the same ranking, in bfloat16 and in float32."""
+"""The real embedder gives unit vectors, and the same ranking, in bfloat16 and in float32; its forward passes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from regional_chat.chunking import Chunker
 from regional_chat.documents import SourceFile, read_documents
-from regional_chat.embedding import make_embedder, unit_rows
+from regional_chat.embedding import forward_passes, make_embedder, unit_rows
 from regional_chat.settings import Settings
 from regional_chat.types import Document
 
@@ -24,6 +24,19 @@ def test_unit_rows_scales_every_row_to_length_one_and_leaves_zero_rows():
     out = unit_rows(rows)
     assert out.dtype == np.float32 and out.flags.c_contiguous
     assert out.tolist() == [[pytest.approx(0.6), pytest.approx(0.8)], [0.0, 0.0], [1.0, 0.0]]
+
+
+def test_forward_passes_group_texts_of_like_length_under_both_limits():
+    lengths = [10, 50, 12, 50, 30, 300, 11, 29]
+    passes = forward_passes(lengths, max_texts=3, max_tokens=100)
+    # longest first, ties in input order; 300 alone (over the budget by itself); 50 + 50 (a third would pad to 150);
+    # 30, 29 and 12 (three texts, the cap); then 11 and 10
+    assert passes == [[5], [1, 3], [4, 7, 2], [6, 0]]
+    assert sorted(i for p in passes for i in p) == list(range(len(lengths)))
+    for p in passes:
+        assert len(p) <= 3 and (len(p) == 1 or len(p) * max(lengths[i] for i in p) <= 100)
+    assert forward_passes([], 4, 100) == []
+    assert forward_passes([7] * 5, 64, 1024) == [[0, 1, 2, 3, 4]]
 
 
 QUESTIONS = ["Where is the UNRCCA headquartered?", "Who is the Foreign Minister of Kazakhstan?", "When was UNRCCA founded?"]
@@ -60,6 +73,25 @@ def test_bfloat16_and_float32_rank_the_seed_passages_the_same(model, seed_passag
         scores = embedder.embed_queries(QUESTIONS) @ embedder.embed_passages(seed_passages).T
         rankings[dtype] = np.argsort(-scores, axis=1)[:, :3].tolist()  # each question's top three passages
     assert rankings["bfloat16"] == rankings["float32"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_passes_of_like_length_give_encodes_vectors_in_the_callers_order(dtype, seed_passages):
+    # texts of very different lengths, shuffled: several passes, each put back where its texts were
+    rng = np.random.default_rng(3)
+    words = " ".join(seed_passages).split()
+    texts = [" ".join((words * 3)[17 * i: 17 * i + 4 + 8 * i]) for i in range(40)]  # 4 to 316 words from 40 places
+    texts = [texts[i] for i in rng.permutation(len(texts))]
+    embedder = make_embedder(Settings(model="minilm", dtype=dtype))
+    lengths = [len(ids) for ids in embedder.model.tokenizer(texts, truncation=True, max_length=embedder.max_tokens)["input_ids"]]
+    assert len(forward_passes(lengths, embedder.batch_size, embedder.batch_tokens)) > 3
+    ours = embedder.embed_passages(texts)
+    theirs = embedder.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    tolerance = 2e-2 if dtype == "bfloat16" else 1e-5  # bfloat16 rounds differently when a text is padded differently
+    assert np.abs(ours - theirs).max() < tolerance
+    assert len(set(texts)) == len(texts)
+    assert (np.argmax(ours @ theirs.T, axis=1) == np.arange(len(texts))).all()
 
 
 _OFFLINE_PROBE = textwrap.dedent(
