@@ -7,6 +7,8 @@ becomes live in one step once complete); how a generation is written is the back
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -56,12 +58,19 @@ def build_index(
         IndexBusyError: another build is running on the same index.
         IndexMismatchError / IndexCorruptError: the existing index cannot be updated; rebuild with full=True.
     """
+    started = time.perf_counter()
+    from .settings import Settings
+    from .store.manifest import BuildRequest, list_corpus
+
+    settings = settings or Settings()
+    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr, flush=True))
+    corpus = Path(corpus_dir)
+    files, listing = list_corpus(corpus, warn)  # fails early, before any lock or model, on a missing corpus
+    request = BuildRequest(corpus, files, listing, settings, embedder, full, wait, warn, on_progress, started)
     if is_milvus(index_dir):
         from .store.milvus import build_milvus
 
-        return build_milvus(corpus_dir, str(index_dir), settings, full=full, embedder=embedder, wait=wait, warn=warn, on_progress=on_progress)
+        return build_milvus(request, str(index_dir))
     from .store.folder import build_folder
 
-    return build_folder(
-        corpus_dir, index_dir, settings, full=full, embedder=embedder, progress=progress, wait=wait, warn=warn, on_progress=on_progress
-    )
+    return build_folder(request, Path(index_dir), progress=progress)

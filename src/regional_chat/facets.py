@@ -100,6 +100,14 @@ def context_header(metadata: Mapping[str, str]) -> str:
     return (", ".join(parts) + ".") if parts else ""
 
 
+def headed(header: str, text: str) -> str:
+    """What an index reads for a chunk (and the reader for a passage): its document's header, a newline, the text.
+
+    The text alone when there is no header. Offsets into the text start ``len(header) + 1`` characters in.
+    """
+    return f"{header}\n{text}" if header else text
+
+
 def lexical_header(metadata: Mapping[str, str]) -> str:
     """``context_header`` plus every name of the document's countries, for the BM25 text."""
     from .countries import country

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..facets import headed
+
 
 @dataclass(frozen=True)
 class Window:
@@ -80,7 +82,7 @@ def make_windows(
         raise ValueError(f"{len(headers)} headers for {len(passages)} passages.")
     # characters before each passage's own text; tokens there are read but never selectable
     shift = [len(h) + 1 if h else 0 for h in headers] if headers is not None else [0] * len(passages)
-    texts = [f"{h}\n{t}" if n else t for h, t, n in zip(headers or [""] * len(passages), passages, shift)]
+    texts = [headed(h, t) for h, t in zip(headers or [""] * len(passages), passages)]
     question = trim_question(tokenizer, question, max_question_tokens)
     tok = backend(tokenizer)
     tok.no_padding()

@@ -24,7 +24,6 @@ import shutil
 import sqlite3
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,16 +33,16 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..chunking import Chunker
-from ..documents import Notice, read_documents, sha256_file
+from ..documents import sha256_file
 from ..embedding import Embedder, make_embedder
 from .. import index_kinds
 from ..settings import Settings
-from ..facets import context_header, lexical_header
+from ..facets import context_header, headed, lexical_header
 from ..types import BuildReport, Chunk, Document
 from .catalogue import Catalogue
 from .manifest import (
     REPAIR_COMMAND, REPAIR_HINT, DocEntry, IndexCorruptError, IndexNotFoundError, IndexStateError, Manifest, Plan, build_lock,
-    build_report, list_corpus, plan_build, reason_of,
+    BuildRequest, build_report, documents_to_embed, plan_build, reason_of,
 )
 
 CURRENT = "CURRENT"
@@ -539,28 +538,12 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="doc", desc="embedding", file=sys.stderr, dynamic_ncols=True)
 
 
-def build_folder(
-    corpus_dir: str | Path,
-    index_dir: str | Path,
-    settings: Settings | None = None,
-    *,
-    full: bool = False,
-    embedder: Embedder | None = None,
-    progress: bool = False,
-    wait: bool = False,
-    warn: Callable[[str], None] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> BuildReport:
-    """Bring the index folder at ``index_dir`` up to date with ``corpus_dir`` (``build.build_index`` for a folder)."""
-    started = time.perf_counter()
-    settings = settings or Settings()
-    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
-    root = Path(index_dir)
-    corpus = Path(corpus_dir)
-    files, listing = list_corpus(corpus, warn)  # fails early, before any lock or model, on a missing corpus
-    with build_lock(root, wait=wait):
+def build_folder(request: BuildRequest, root: Path, *, progress: bool = False) -> BuildReport:
+    """Bring the index folder ``root`` up to date with the request's corpus (``build.build_index`` for a folder)."""
+    corpus, settings, warn, on_progress, full = request.corpus, request.settings, request.warn, request.on_progress, request.full
+    with build_lock(root, wait=request.wait):
         _remove_stale(root)
-        embedder = embedder or make_embedder(settings)
+        embedder = request.embedder or make_embedder(settings)
         old_path, old, reuse, repairs = (None, None, None, []) if full else _live_state(root, embedder, warn)
         force = bool(repairs)  # a damaged part is rewritten even when the corpus has not changed
         full = full or (old is None and bool(repairs))
@@ -579,10 +562,10 @@ def build_folder(
                     "every document is embedded again."
                 )
                 old_path, old, full = None, None, True
-        plan, documents = plan_build(files, listing, old, corpus, warn)
+        plan, documents = plan_build(request.files, request.listing, old, corpus, warn)
         kind_changes = old is not None and index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind) != old.index_kind
         if old is not None and not plan.changes and not plan.stats_changed and not kind_changes and not force:
-            return build_report(plan, documents, old.chunks, 0, started, full)
+            return build_report(plan, documents, old.chunks, 0, request.started, full)
         tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
         tmp.mkdir()
         try:
@@ -599,7 +582,7 @@ def build_folder(
             raise
         # a damaged generation is not kept as the one before: nothing should open it again
         _drop_old_generations(root, keep={name, old_path.name if old_path and not repairs else ""})
-        return build_report(plan, documents, chunks_total, embedded, started, full, repairs)
+        return build_report(plan, documents, chunks_total, embedded, request.started, full, repairs)
 
 
 def _only_context_differs(built: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -717,17 +700,13 @@ def _write_generation(
         embedded = 0
         done_docs = 0
 
-        def embed_text(chunk: Chunk) -> str:
-            header = headers.get(chunk.doc_id, "")
-            return f"{header}\n{chunk.text}" if header else chunk.text
-
         def flush() -> None:
             nonlocal embedded
             if not buffer:
                 return
             known = reuse or {}
             fresh = [c for c in buffer if c.chunk_id not in known]
-            new = iter(embedder.embed_passages([embed_text(c) for c in fresh]) if fresh else ())
+            new = iter(embedder.embed_passages([headed(headers.get(c.doc_id, ""), c.text) for c in fresh]) if fresh else ())
             vecs = np.array([known[c.chunk_id] if c.chunk_id in known else next(new) for c in buffer], dtype=np.float32)
             vectors.add_with_ids(vecs, np.array([c.chunk_id for c in buffer], dtype=np.int64))
             store.add_chunks(buffer)
@@ -735,24 +714,20 @@ def _write_generation(
             buffer.clear()
             headers.clear()
 
-        for rel, wanted_ids in plan.to_embed.items():
-            wanted = set(wanted_ids)
-            for item in read_documents(plan.sources[rel]):
-                if isinstance(item, Notice) or item.doc_id not in wanted:
-                    continue
-                chunks = chunker.chunks(item)
-                if settings.context_headers:
-                    headers[item.doc_id] = context_header(item.metadata)
-                store.add_document(item)
-                buffer.extend(chunks)
-                entries[item.doc_id] = DocEntry(item.content_hash, len(chunks))
-                done_docs += 1
-                if bar is not None:
-                    bar.update(1)
-                if on_progress is not None:
-                    on_progress(done_docs, total_docs)
-                if len(buffer) >= settings.embed_buffer:
-                    flush()
+        for item in documents_to_embed(plan):
+            chunks = chunker.chunks(item)
+            if settings.context_headers:
+                headers[item.doc_id] = context_header(item.metadata)
+            store.add_document(item)
+            buffer.extend(chunks)
+            entries[item.doc_id] = DocEntry(item.content_hash, len(chunks))
+            done_docs += 1
+            if bar is not None:
+                bar.update(1)
+            if on_progress is not None:
+                on_progress(done_docs, total_docs)
+            if len(buffer) >= settings.embed_buffer:
+                flush()
         flush()
         if bar is not None:
             bar.close()
@@ -819,12 +794,8 @@ def _build_lexical(store: ChunkStore, folder: Path, headers: bool) -> None:
 
     prefix = {doc_id: lexical_header(meta) for doc_id, _, meta in store.iter_document_metadata()} if headers else {}
 
-    def text(chunk: Chunk) -> str:
-        header = prefix.get(chunk.doc_id, "")
-        return f"{header}\n{chunk.text}" if header else chunk.text
-
     ids = store.chunk_ids()  # ordered by id, as iter_chunks yields them
-    LexicalIndex.build(ids, (text(chunk) for chunk in store.iter_chunks())).save(folder)
+    LexicalIndex.build(ids, (headed(prefix.get(c.doc_id, ""), c.text) for c in store.iter_chunks())).save(folder)
 
 
 def _point_current(root: Path, name: str) -> None:

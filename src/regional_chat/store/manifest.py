@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 from ..documents import SUPPORTED, CorpusError, DocumentError, Notice, SourceFile, list_files, read_documents
 from ..embedding import Embedder
 from ..settings import Settings
-from ..types import BuildReport
+from ..types import BuildReport, Document
 
 FORMAT_VERSION = 1
 LOCK = ".lock"
@@ -213,6 +213,25 @@ class Plan:
         return bool(self.added or self.changed or self.removed)
 
 
+@dataclass(frozen=True)
+class BuildRequest:
+    """What ``build.build_index`` hands a store's build: the corpus as listed, what to build it with, whom to tell.
+
+    The corpus is listed before any lock is taken or model loaded, so that a missing or empty corpus fails at once.
+    """
+
+    corpus: Path
+    files: list[SourceFile]
+    listing: list[str]  # what listing skipped (also given to warn)
+    settings: Settings
+    embedder: Embedder | None  # None: the one settings.model names, loaded once the lock is held
+    full: bool
+    wait: bool
+    warn: Callable[[str], None]
+    on_progress: Callable[[int, int], None] | None
+    started: float  # time.perf_counter() when the build was asked for
+
+
 def list_corpus(corpus: Path, warn: Callable[[str], None]) -> tuple[list[SourceFile], list[str]]:
     """The corpus's files, and what was skipped while listing it (each also given to ``warn``).
 
@@ -229,6 +248,15 @@ def list_corpus(corpus: Path, warn: Callable[[str], None]) -> tuple[list[SourceF
     if not files:
         raise CorpusError(f"corpus {corpus} holds no {SUPPORTED} file: add documents and build again.")
     return files, listing
+
+
+def documents_to_embed(plan: Plan) -> Iterator[Document]:
+    """The plan's added and changed documents, read again from their files in the plan's order."""
+    for rel, wanted_ids in plan.to_embed.items():
+        wanted = set(wanted_ids)
+        for item in read_documents(plan.sources[rel]):
+            if not isinstance(item, Notice) and item.doc_id in wanted:
+                yield item
 
 
 def plan_build(files: list[SourceFile], listing: list[str], old: Manifest | None, corpus: Path,

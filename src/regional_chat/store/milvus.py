@@ -38,21 +38,19 @@ import logging
 import re
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from ..chunking import Chunker
-from ..documents import Notice, read_documents
 from ..embedding import Embedder, make_embedder
-from ..facets import context_header, lexical_header
+from ..facets import context_header, headed, lexical_header
 from ..settings import Settings
 from .catalogue import Catalogue
-from .manifest import DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, build_lock, build_report, list_corpus, plan_build
+from .manifest import DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, BuildRequest, build_lock, build_report, documents_to_embed, plan_build
 from ..text import Tokenizer
 from ..types import BuildReport, Chunk, Document
 from . import BM25_B, BM25_K1, MILVUS
@@ -528,28 +526,13 @@ def _count(client: Any, collection: str) -> int:
 # --------------------------------------------------------------------------- the build
 
 
-def build_milvus(
-    corpus_dir: str | Path,
-    location: str,
-    settings: Settings | None = None,
-    *,
-    full: bool = False,
-    embedder: Embedder | None = None,
-    wait: bool = False,
-    warn: Callable[[str], None] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> BuildReport:
-    """Bring the Milvus store at ``location`` up to date with ``corpus_dir`` (``build.build_index`` for Milvus)."""
-    started = time.perf_counter()
-    settings = settings or Settings()
-    warn = warn or (lambda msg: print(f"warning: {msg}", flush=True))
+def build_milvus(request: BuildRequest, location: str) -> BuildReport:
+    """Bring the Milvus store at ``location`` up to date with the request's corpus (``build.build_index`` for Milvus)."""
     loc = parse(location)
-    corpus = Path(corpus_dir)
-    files, listing = list_corpus(corpus, warn)
     # Milvus has no lock to take: builds on one machine take turns on a file lock named after the store
     # (two machines building into one store at once is not guarded: schedule one builder)
-    with build_lock(_lock_folder(loc), wait=wait):
-        return _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, on_progress, started)
+    with build_lock(_lock_folder(loc), wait=request.wait):
+        return _build_locked(loc, request)
 
 
 def _lock_folder(loc: Location) -> Path:
@@ -557,10 +540,12 @@ def _lock_folder(loc: Location) -> Path:
     return Path(tempfile.gettempdir()) / "regional-chat-milvus-locks" / key
 
 
-def _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, on_progress, started) -> BuildReport:
+def _build_locked(loc: Location, request: BuildRequest) -> BuildReport:
+    corpus, settings, warn, on_progress, full, started = (
+        request.corpus, request.settings, request.warn, request.on_progress, request.full, request.started)
     client = connect(loc)
     try:
-        embedder = embedder or make_embedder(settings)
+        embedder = request.embedder or make_embedder(settings)
         if not client.has_collection(_meta_name(loc)):
             _create_meta(client, _meta_name(loc))
         live = live_generation(client, loc)
@@ -577,7 +562,7 @@ def _build_locked(loc, corpus, files, listing, settings, full, embedder, warn, o
         if old is not None and old.index_params.get("terms") != TERMS:
             warn("the store's BM25 terms were made another way: every document is indexed again.")
             old = None
-        plan, documents = plan_build(files, listing, old, corpus, warn)
+        plan, documents = plan_build(request.files, request.listing, old, corpus, warn)
         if old is not None and not plan.changes and not plan.stats_changed:
             return build_report(plan, documents, old.chunks, 0, started, full)
         # leftovers of a killed build (numbers past the live one) are nobody's: drop them first
@@ -665,24 +650,20 @@ def _write_new(client: Any, chunks_name: str, docs_name: str, plan: Any, setting
             client.insert(chunks_name, rows[i : i + _BATCH])
         buffer.clear()
 
-    for rel, wanted_ids in plan.to_embed.items():
-        wanted = set(wanted_ids)
-        for item in read_documents(plan.sources[rel]):
-            if isinstance(item, Notice) or item.doc_id not in wanted:
-                continue
-            header = context_header(item.metadata) if settings.context_headers else ""
-            lex = lexical_header(item.metadata) if settings.context_headers else ""
-            chunks = chunker.chunks(item)
-            for c in chunks:
-                if len(c.text) > MAX_CHUNK_CHARS:
-                    raise MilvusStoreError(f"{item.doc_id}: a chunk of {len(c.text):,} characters is over the {MAX_CHUNK_CHARS:,} a Milvus row holds.")
-                terms = " ".join(Tokenizer.tokens_with(f"{lex}\n{c.text}" if lex else c.text, stemmers, stop))
-                buffer.append((c, f"{header}\n{c.text}" if header else c.text, terms))
-            client.insert(docs_name, _doc_rows(item))
-            counts[item.doc_id] = DocEntry(item.content_hash, len(chunks))
-            if on_progress is not None:
-                on_progress(len(counts), total)
-            if len(buffer) >= settings.embed_buffer:
-                flush()
+    for item in documents_to_embed(plan):
+        header = context_header(item.metadata) if settings.context_headers else ""
+        lex = lexical_header(item.metadata) if settings.context_headers else ""
+        chunks = chunker.chunks(item)
+        for c in chunks:
+            if len(c.text) > MAX_CHUNK_CHARS:
+                raise MilvusStoreError(f"{item.doc_id}: a chunk of {len(c.text):,} characters is over the {MAX_CHUNK_CHARS:,} a Milvus row holds.")
+            terms = " ".join(Tokenizer.tokens_with(headed(lex, c.text), stemmers, stop))
+            buffer.append((c, headed(header, c.text), terms))
+        client.insert(docs_name, _doc_rows(item))
+        counts[item.doc_id] = DocEntry(item.content_hash, len(chunks))
+        if on_progress is not None:
+            on_progress(len(counts), total)
+        if len(buffer) >= settings.embed_buffer:
+            flush()
     flush()
     return counts
