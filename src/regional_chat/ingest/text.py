@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..documents import MAX_TEXT_FILE_BYTES, DocumentError
+from ..documents import MAX_TEXT_FILE_BYTES
 from ..types import Document
 from ._common import check_size, decode_utf8, make_document, scalar
 
@@ -46,13 +46,11 @@ def parse_text_document(rel: str, data: bytes, *, markdown: bool = False) -> Doc
         if parsed is not None:
             metadata = parsed
             text = text[match.end() :]
-    if not text.strip():
-        raise DocumentError(f"{rel}: has no text; skipped.")
     title = metadata.get("title", "")
     if not title and markdown:
         heading = _HEADING.search(text)
         title = heading.group(1) if heading else ""
-    return make_document(rel, data, text, title=title, metadata=metadata, fold=False)
+    return make_document(rel, data, text, title=title, metadata=metadata, fold=False)  # no text: DocumentError
 
 
 def _yaml(block: str) -> dict[str, str] | None:
