@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -8,6 +9,7 @@ import pytest
 
 from regional_chat.cli import main
 from regional_chat.store.folder import current_generation
+from regional_chat.types import IndexInfo
 
 
 def test_build_then_info_then_a_no_change_build(corpus, tmp_path, capsys):
@@ -20,6 +22,10 @@ def test_build_then_info_then_a_no_change_build(corpus, tmp_path, capsys):
     assert main(["info", "--index", ix, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["documents"], info["model"], info["dim"]) == (4, "hashing:64", 64)
+    # one shape on both stores (the Milvus test below reads the same fields)
+    assert list(info) == [f.name for f in dataclasses.fields(IndexInfo)]
+    assert (info["store"], info["generation"], info["location"]) == ("folder", 1, str(Path(ix) / "gen-000001"))
+    assert info["size_bytes"] > 0
     assert main(["info", "--index", ix]) == 0
     assert "documents:  4" in capsys.readouterr().out
 
@@ -60,6 +66,7 @@ def test_the_milvus_store_through_the_cli(corpus, tmp_path, capsys, monkeypatch)
     assert main(["info", "--store", store, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["location"], info["generation"], info["documents"], info["model"]) == (store, 1, 4, "hashing:64")
+    assert list(info) == [f.name for f in dataclasses.fields(IndexInfo)] and info["store"] == "milvus"
     # no --model: the store's recorded model answers (hashing:64), filtered to one country inside retrieval
     assert main(["ask", "Who opened the water conference?", "--store", store, "--where", "country=TJK", "--json"]) == 0
     reply = json.loads(capsys.readouterr().out)

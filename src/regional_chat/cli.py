@@ -146,10 +146,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     index = load_index(args.index)
     info = index.info()
     if args.json:
-        data = asdict(info)
-        if "path" in data:  # an index folder; a Milvus store gives its location instead
-            data["path"] = str(info.path)
-        print(json.dumps(data, indent=1))
+        print(json.dumps(asdict(info), indent=1))
     else:
         say("\n".join(info.lines()))
     return 0

@@ -253,3 +253,47 @@ class BuildReport:
         if self.repaired:
             text += f"; repaired {len(self.repaired)} damaged file(s) of the index"
         return text
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """A loaded index as ``regional-chat info`` shows it, the same fields on either store (``--json`` prints them)."""
+
+    location: str  # the live generation's folder, or the Milvus store (milvus:<file-or-URI>)
+    store: str  # "folder" or "milvus"
+    generation: int
+    documents: int
+    chunks: int
+    model: str
+    dim: int
+    chunking: dict[str, Any]
+    built_at: str
+    corpus: str
+    index_kind: str  # the vectors' index: flat, ivf-flat, ... (folder), milvus-flat
+    index_params: dict[str, Any] = field(default_factory=dict)
+    size_bytes: int | None = None  # on disk; None where the store does not tell (Milvus)
+
+    def lines(self) -> list[str]:
+        where = f" (Milvus, generation {self.generation})" if self.store == "milvus" else ""
+        lines = [
+            f"index:      {self.location}{where}",
+            f"corpus:     {self.corpus}",
+            f"documents:  {self.documents}",
+            f"chunks:     {self.chunks}",
+            f"model:      {self.model} ({self.dim} dimensions)",
+            f"chunking:   {self.chunking.get('chunk_tokens')} tokens, {self.chunking.get('chunk_overlap')} sentence(s) overlap",
+            f"vectors:    {self.index_kind}{_kind_details(self.index_params)}",
+            f"built at:   {self.built_at}",
+        ]
+        if self.size_bytes is not None:
+            lines.append(f"on disk:    {self.size_bytes / 1e6:.1f} MB")
+        return lines
+
+
+def _kind_details(params: Mapping[str, Any]) -> str:
+    parts = []
+    if "nlist" in params:
+        parts.append(f"{params['nlist']} lists, {params['nprobe']} probed per search")
+    if params.get("switched_from"):
+        parts.append(f"switched from {params['switched_from']} at {params.get('switched_at_chunks')} chunks")
+    return f" ({'; '.join(parts)})" if parts else ""

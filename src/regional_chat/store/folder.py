@@ -25,7 +25,7 @@ import sqlite3
 import sys
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -38,7 +38,7 @@ from ..embedding import Embedder, make_embedder
 from .. import index_kinds
 from ..settings import Settings
 from ..facets import context_header, headed, lexical_header
-from ..types import BuildReport, Chunk, Document
+from ..types import BuildReport, Chunk, Document, IndexInfo
 from .catalogue import Catalogue
 from .manifest import (
     REPAIR_COMMAND, REPAIR_HINT, DocEntry, IndexCorruptError, IndexNotFoundError, IndexStateError, Manifest, Plan, build_lock,
@@ -200,43 +200,6 @@ class ChunkStore:
 # --------------------------------------------------------------------------- the loaded index
 
 
-@dataclass(frozen=True)
-class IndexInfo:
-    path: Path
-    documents: int
-    chunks: int
-    model: str
-    dim: int
-    chunking: dict[str, Any]
-    index_kind: str
-    built_at: str
-    corpus: str
-    size_bytes: int
-    index_params: dict[str, Any] = field(default_factory=dict)
-
-    def lines(self) -> list[str]:
-        return [
-            f"index:      {self.path}",
-            f"corpus:     {self.corpus}",
-            f"documents:  {self.documents}",
-            f"chunks:     {self.chunks}",
-            f"model:      {self.model} ({self.dim} dimensions)",
-            f"chunking:   {self.chunking['chunk_tokens']} tokens, {self.chunking['chunk_overlap']} sentence(s) overlap",
-            f"faiss:      {self.index_kind}{_kind_details(self.index_params)}",
-            f"built at:   {self.built_at}",
-            f"on disk:    {self.size_bytes / 1e6:.1f} MB",
-        ]
-
-
-def _kind_details(params: dict[str, Any]) -> str:
-    parts = []
-    if "nlist" in params:
-        parts.append(f"{params['nlist']} lists, {params['nprobe']} probed per search")
-    if params.get("switched_from"):
-        parts.append(f"switched from {params['switched_from']} at {params.get('switched_at_chunks')} chunks")
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
 class Index:
     """One loaded, read-only index generation.
 
@@ -335,9 +298,8 @@ class Index:
     def info(self) -> IndexInfo:
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         m = self.manifest
-        return IndexInfo(
-            self.path, len(m.documents), m.chunks, m.model, m.dim, m.chunking, m.index_kind, m.built_at, m.corpus, size, dict(m.index_params)
-        )
+        return IndexInfo(str(self.path), "folder", int(self.path.name[4:]), len(m.documents), m.chunks, m.model, m.dim, dict(m.chunking),
+                         m.built_at, m.corpus, m.index_kind, dict(m.index_params), size)
 
     def close(self) -> None:
         self.store.close()

@@ -52,7 +52,7 @@ from ..settings import Settings
 from .catalogue import Catalogue
 from .manifest import DocEntry, IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStateError, Manifest, BuildRequest, build_lock, build_report, documents_to_embed, plan_build
 from ..text import Tokenizer
-from ..types import BuildReport, Chunk, Document
+from ..types import BuildReport, Chunk, Document, IndexInfo
 from . import BM25_B, BM25_K1, MILVUS
 
 DEFAULT_NAME = "regional_chat"
@@ -384,30 +384,6 @@ def _query_all(client: Any, collection: str, expr: str, fields: list[str]) -> li
         iterator.close()
 
 
-@dataclass(frozen=True)
-class MilvusInfo:
-    location: str
-    generation: int
-    documents: int
-    chunks: int
-    model: str
-    dim: int
-    chunking: dict
-    built_at: str
-    corpus: str
-
-    def lines(self) -> list[str]:
-        return [
-            f"index:      {self.location} (Milvus, generation {self.generation})",
-            f"documents:  {self.documents}",
-            f"chunks:     {self.chunks}",
-            f"model:      {self.model} ({self.dim} dimensions)",
-            f"chunking:   {self.chunking}",
-            f"built at:   {self.built_at}",
-            f"corpus:     {self.corpus}",
-        ]
-
-
 class MilvusIndex:
     """One generation of a Milvus store, opened for reading: the same read side as ``folder.Index``."""
 
@@ -480,9 +456,10 @@ class MilvusIndex:
     def doc_ids(self) -> list[str]:
         return sorted(self.manifest.documents)
 
-    def info(self) -> MilvusInfo:
+    def info(self) -> IndexInfo:
         m = self.manifest
-        return MilvusInfo(str(self.location), self._number, len(m.documents), m.chunks, m.model, m.dim, dict(m.chunking), m.built_at, m.corpus)
+        return IndexInfo(str(self.location), "milvus", self._number, len(m.documents), m.chunks, m.model, m.dim, dict(m.chunking),
+                         m.built_at, m.corpus, m.index_kind, dict(m.index_params))
 
     def close(self) -> None:
         """Let the store go (a milvus-lite file can be open in one process at a time)."""
