@@ -155,7 +155,6 @@ class SentenceTransformerEmbedder:
         self.engine = engine
         self._model = None
         self._direct: object = None  # encoder.SentenceEncoder, False when this folder needs sentence-transformers
-        self._counter: object = None  # a tokenizers.Tokenizer that never truncates, False when there is no tokenizer.json
         self._lock = threading.Lock()
         self._dim, self._max_tokens = self._read_config(path)
 
@@ -217,25 +216,15 @@ class SentenceTransformerEmbedder:
         self.model  # noqa: B018 - loads it
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if self._counter is None:
-            with self._lock:
-                if self._counter is None:
-                    self._counter = self._load_counter()
-        if self._counter is not False:
-            return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=True)]  # type: ignore[attr-defined]
-        tokenizer = self.model.tokenizer
-        encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        """Tokens of each text as the model reads it, special tokens included, never truncated (chunking's budget).
+
+        Counted by the loaded model's own tokenizer (only a build counts, and a build loads the model): a second
+        copy of e5's 250,002-piece tokenizer held 294 MB more, for the same counts at the same speed.
+        """
+        model = self.model
+        with self._lock:  # the tokenizer's truncation setting is shared with the forward passes
+            encoded = model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
-
-    def _load_counter(self) -> object:
-        if not (self.path / "tokenizer.json").is_file():
-            return False
-        from tokenizers import Tokenizer
-
-        counter = Tokenizer.from_file(str(self.path / "tokenizer.json"))
-        counter.no_truncation()
-        counter.no_padding()
-        return counter
 
     def direct(self):
         """The numpy encoder (``encoder.SentenceEncoder``) for this folder, or None when it needs sentence-transformers.
