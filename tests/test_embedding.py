@@ -36,6 +36,9 @@ def test_forward_passes_group_texts_of_like_length_under_both_limits():
     for p in passes:
         assert len(p) <= 3 and (len(p) == 1 or len(p) * max(lengths[i] for i in p) <= 100)
     assert forward_passes([], 4, 100) == []
+    # min_fill: a pass takes only texts at least that share of its longest; no token budget
+    assert forward_passes(lengths, max_texts=8, min_fill=0.9) == [[5], [1, 3], [4, 7], [2, 6], [0]]  # 10 < 0.9 * 12
+    assert forward_passes([100, 95, 100], max_texts=8, min_fill=0.9) == [[0, 2, 1]]
     assert forward_passes([7] * 5, 64, 1024) == [[0, 1, 2, 3, 4]]
 
 

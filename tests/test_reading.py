@@ -312,7 +312,7 @@ def test_the_numpy_engine_reads_as_torch_in_float32():
 
 @pytest.mark.parametrize("engine", ["torch", "numpy"])
 def test_forward_passes_of_any_size_read_the_same_spans(engine, monkeypatch):
-    """Windows go through the model in passes of like length (READ_TOKENS); each row lands back on its window."""
+    """Windows go through the model in passes of like length (READ_FILL); each row lands back on its window."""
     from regional_chat.reading import reader as reader_module
 
     passages = [
@@ -323,10 +323,10 @@ def test_forward_passes_of_any_size_read_the_same_spans(engine, monkeypatch):
     ]
     reader = Reader(dtype="float32", engine=engine)
     readings = {}
-    for budget in (1, 10**9):  # every window alone; all windows in one pass padded to the longest
-        monkeypatch.setattr(reader_module, "READ_TOKENS", budget)
-        readings[budget] = [reader.read(q, passages) for q in ("Who heads the UNRCCA?", "How much cargo did the route carry?")]
-    for a, b in zip(readings[1], readings[10**9]):
+    for fill in (2.0, 0.0):  # every window alone; all windows in one pass padded to the longest
+        monkeypatch.setattr(reader_module, "READ_FILL", fill)
+        readings[fill] = [reader.read(q, passages) for q in ("Who heads the UNRCCA?", "How much cargo did the route carry?")]
+    for a, b in zip(readings[2.0], readings[0.0]):
         assert a.windows == b.windows > 3
         assert [(s.window, s.start, s.end) for s in a.spans] == [(s.window, s.start, s.end) for s in b.spans]
         assert max(abs(x.score - y.score) for x, y in zip(a.spans, b.spans)) < 1e-4 and abs(a.null - b.null) < 1e-4

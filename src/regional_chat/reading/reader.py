@@ -12,9 +12,11 @@ import numpy as np
 from .windows import SpanScore, best_spans, make_windows, pad_arrays, pad_batch
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-# padded tokens a forward pass of the reader holds (see Reader._logits): about one window of a served chunk. Five
-# passages of UN speeches, one or two torch threads: 14-15% less time than one pass of all five windows (numpy: 25%)
-READ_TOKENS = 512
+# A forward pass of the reader holds windows at least this share of its longest one's length (Reader._logits).
+# Five passages of UN speeches of 60-160 words, one torch thread: 297 ms a question against 355 ms in one pass padded
+# to the longest (numpy 364 against 477); five of 150 words each, still one pass: 360 against 361 ms (numpy 483 against
+# 488). Passes of at most 512 padded tokens instead: 307 and 367 ms (numpy 381 and 459). /tmp probe, 2026-12-06 21:35 UTC.
+READ_FILL = 0.9
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,12 @@ class Reader:
     def _logits(self, windows: Sequence[Any], batch: int) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
         """(windows, start logits, end logits) per forward pass, from the reader's engine.
 
-        A pass holds windows of like length, at most ``batch`` of them and about READ_TOKENS padded tokens
-        (``embedding.forward_passes``): several short passes take less time than one padded to the longest.
+        A pass holds at most ``batch`` windows, each at least READ_FILL of the pass's longest one
+        (``embedding.forward_passes``): short windows are not padded to a long one's length.
         """
         from ..embedding import forward_passes
 
-        passes = forward_passes([len(w.input_ids) for w in windows], batch, READ_TOKENS)
+        passes = forward_passes([len(w.input_ids) for w in windows], batch, min_fill=READ_FILL)
         if self.engine == "numpy":
             scorer, _ = self._load_direct()
             for rows in passes:
