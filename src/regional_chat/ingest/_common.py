@@ -101,6 +101,27 @@ def scalar(value: object) -> str:
         return str(value)
 
 
+def properties(source: object, fields: tuple[str, ...], created: str) -> dict[str, str]:
+    """A file's own properties as metadata: each of ``fields`` that reads as text (cleaned), and ``date`` from the
+    ``created`` attribute (a datetime). A property that fails to read (damaged, unparseable date) is left out:
+    no value rather than a wrong one, and the text is indexed all the same."""
+    out: dict[str, str] = {}
+    for name in fields:
+        try:
+            value = getattr(source, name)
+        except Exception:  # noqa: BLE001 - a damaged property costs that property only
+            continue
+        if isinstance(value, str) and clean(value):
+            out[name] = clean(value)
+    try:
+        when = getattr(source, created)
+    except Exception:  # noqa: BLE001
+        when = None
+    if when is not None:
+        out["date"] = when.date().isoformat()
+    return out
+
+
 class _ThreadRecords(logging.Handler):
     """Keeps the records one thread logs (two builds may read PDFs at the same time)."""
 

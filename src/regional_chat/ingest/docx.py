@@ -13,7 +13,7 @@ import zipfile
 
 from ..documents import DocumentError
 from ..types import Document
-from ._common import check_size, clean, make_document
+from ._common import check_size, clean, make_document, properties
 
 MAX_BYTES = 64 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 512 * 1024 * 1024  # what the parts may inflate to: a small "zip bomb" must not fill the memory
@@ -104,18 +104,4 @@ def _metadata(document) -> dict[str, str]:
         props = document.core_properties
     except Exception:
         return {}
-    out: dict[str, str] = {}
-    for key, attribute in (("title", "title"), ("author", "author"), ("subject", "subject"), ("keywords", "keywords")):
-        try:
-            value = getattr(props, attribute)
-        except Exception:
-            continue
-        if isinstance(value, str) and clean(value):
-            out[key] = clean(value)
-    try:
-        created = props.created
-    except Exception:  # an unparseable dcterms:created: no date rather than a wrong one
-        created = None
-    if created is not None:
-        out["date"] = created.date().isoformat()
-    return out
+    return properties(props, ("title", "author", "subject", "keywords"), created="created")  # dcterms:created

@@ -13,7 +13,7 @@ import io
 
 from ..documents import DocumentError
 from ..types import Document
-from ._common import captured_log, check_size, clean, make_document
+from ._common import captured_log, check_size, clean, make_document, properties
 
 MAX_BYTES = 64 * 1024 * 1024
 PAGE_SEPARATOR = "\n\n"
@@ -117,23 +117,10 @@ def _metadata(reader) -> dict[str, str]:
         return {}
     if not info:
         return {}
-    out: dict[str, str] = {}
-    for key, attribute in (("title", "title"), ("author", "author"), ("subject", "subject")):
-        try:
-            value = getattr(info, attribute)
-        except Exception:
-            continue
-        if isinstance(value, str) and clean(value):
-            out[key] = clean(value)
+    out = properties(info, ("title", "author", "subject"), created="creation_date")  # /CreationDate
     keywords = info.get("/Keywords")
     if isinstance(keywords, str) and clean(keywords):
         out["keywords"] = clean(keywords)
-    try:
-        created = info.creation_date
-    except Exception:  # an unparseable /CreationDate: no date rather than a wrong one
-        created = None
-    if created is not None:
-        out["date"] = created.date().isoformat()
     return out
 
 
