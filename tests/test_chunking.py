@@ -5,7 +5,6 @@ import pytest
 
 from conftest import SEED, shared_data
 from regional_chat.chunking import Chunker, chunk_id, count_tokens, split_sentences
-from regional_chat.ingest.text import parse_text_document
 from regional_chat.types import Document
 
 

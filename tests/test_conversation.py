@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from regional_chat.conversation import Conversation, context_terms, expand_question, needs_context
+from regional_chat.conversation import Conversation, context_terms, follow_up_terms, needs_context
+from regional_chat.text import with_terms
 from regional_chat.types import NOT_ANSWERED, Answer, Quote
 
 
@@ -23,6 +24,10 @@ def test_context_terms_prefer_names_and_leave_numbers_out():
         "heads",
         "founded",
     ]
+
+
+def expand_question(question, history):  # what the assistant searches with for a follow-up
+    return with_terms(question, follow_up_terms(question, history))
 
 
 def test_expand_question_uses_the_latest_answer_first():

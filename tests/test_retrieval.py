@@ -364,13 +364,6 @@ def test_settings_validate_fusion() -> None:
         Settings(fusion_weight=-0.1)
 
 
-def test_from_chunks_equals_build_from_ids_and_texts(lexical: LexicalIndex) -> None:
-    from_chunks = LexicalIndex.from_chunks(TinyIndex(make_chunks(), HashingEmbedder(8)).iter_chunks())
-    assert len(from_chunks) == 5
-    for query in ("capital of Kazakhstan", "столица 1997", "sea"):
-        assert from_chunks.search(query, 5) == lexical.search(query, 5)
-
-
 def test_a_two_chunk_corpus_still_matches_words() -> None:
     # robertson's idf is 0 for a term in half of the chunks, which would hide every word here
     index = LexicalIndex.build([1, 2], ["Astana is the capital", "Bishkek is a city"])

@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .conversation import follow_up_terms, with_terms
+from .conversation import follow_up_terms
+from .text import with_terms
 from .embedding import Embedder, make_embedder
 from .store.folder import Index
 from .service import FOLLOW_SECONDS, Generation, LiveIndex, builds_on_start, update_index

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Sequence
 
-from .text import PRONOUNS, QUESTION_WORDS, with_terms
+from .text import PRONOUNS, QUESTION_WORDS
 from .types import Answer
 
 if TYPE_CHECKING:  # the assistant imports this module; a conversation only calls it
@@ -76,11 +76,6 @@ def follow_up_terms(question: str, history: Sequence[Answer]) -> list[str]:
                     terms.append(term)
                     seen += " " + term.lower()
     return terms[:12]
-
-
-def expand_question(question: str, history: Sequence[Answer]) -> str:
-    """The question to search with: itself, plus :func:`follow_up_terms` in brackets when there are any."""
-    return with_terms(question, follow_up_terms(question, history))
 
 
 class Conversation:

@@ -96,11 +96,6 @@ class LexicalIndex:
         return cls.from_pairs(_pairs(ids, texts), **params)  # type: ignore[arg-type]
 
     @classmethod
-    def from_chunks(cls, chunks: Iterable[Chunk], **params: object) -> "LexicalIndex":
-        """Index chunks in one pass, e.g. ``LexicalIndex.from_chunks(index.iter_chunks())``."""
-        return cls.from_pairs(((c.chunk_id, c.text) for c in chunks), **params)  # type: ignore[arg-type]
-
-    @classmethod
     def from_pairs(
         cls,
         pairs: Iterable[tuple[int, str]],
