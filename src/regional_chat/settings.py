@@ -65,7 +65,12 @@ class Settings:
     batch_size: int = 64
     embed_buffer: int = 2048
     # retrieval and answering
-    top_k: int = 5  # passages the reader reads
+    # passages the reader reads. 4, chosen on the domain dev split (2026-12-06 21:58 UTC, /tmp/s/topk.py over
+    # bench_domain's functions): 5, 4 and 3 passages gave 65.6 / 65.6 / 67.2% right, 100 / 100 / 92.9% refused,
+    # 6 / 6 / 7 wrong, p50 265 / 211 / 178 ms; 4 keeps every answer 5 gave for a fifth less time, 3 answers an
+    # unanswerable question. SQuAD v1.1 (200 q, held-out articles) at 4: short EM / F1 59.4 / 66.6 (57.3 / 65.0 at 5),
+    # question's article left out abstained 97.0 (the same).
+    top_k: int = 4
     candidates: int = 50  # taken from each retriever before fusion
     max_question_chars: int = 2000
     # tuned by bench/tune_retrieval.py; the reader's confidence reads the fused score of its passage,
