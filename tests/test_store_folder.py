@@ -182,6 +182,16 @@ def test_index_from_another_model_or_chunking_is_refused(corpus, tmp_path, setti
     assert load_index(ix, Settings(model="hashing:32", chunk_tokens=40)).manifest.dim == 32
 
 
+def test_a_pointer_to_a_folder_that_is_no_generation_is_refused(corpus, tmp_path, settings, embedder):
+    ix = tmp_path / "ix"
+    _build(corpus, ix, settings, embedder)
+    assert load_index(ix).info().generation == 1
+    (ix / "backup").mkdir()
+    (ix / CURRENT).write_text("backup\n")
+    with pytest.raises(IndexCorruptError, match=r"does not name a generation \('backup'\).*run `regional-chat build` to repair it"):
+        load_index(ix)
+
+
 @pytest.mark.parametrize("damage", ["manifest", "vectors", "store", "pointer"])
 def test_a_corrupt_index_is_reported_and_repaired_by_a_plain_build(corpus, tmp_path, settings, embedder, damage):
     ix = tmp_path / "ix"

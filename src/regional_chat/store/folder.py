@@ -298,7 +298,8 @@ class Index:
     def info(self) -> IndexInfo:
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         m = self.manifest
-        return IndexInfo(str(self.path), "folder", int(self.path.name[4:]), len(m.documents), m.chunks, m.model, m.dim, dict(m.chunking),
+        number = _generation_number(self.path.name)  # a generation's: load_folder opened it through current_generation
+        return IndexInfo(str(self.path), "folder", number, len(m.documents), m.chunks, m.model, m.dim, dict(m.chunking),
                          m.built_at, m.corpus, m.index_kind, dict(m.index_params), size)
 
     def close(self) -> None:
@@ -314,7 +315,7 @@ def current_generation(root: Path) -> Path | None:
         return None
     except OSError as exc:
         raise IndexCorruptError(f"{pointer} cannot be read ({exc}): {REPAIR_HINT}.") from exc
-    if not name or "/" in name or name.startswith("."):
+    if _generation_number(name) is None:  # builds only ever write gen-NNNNNN there
         raise IndexCorruptError(f"{pointer} does not name a generation ({name!r}): {REPAIR_HINT}.")
     path = root / name
     if not path.is_dir():
@@ -487,8 +488,14 @@ def _fsync_tree(path: Path) -> None:
     _fsync_dir(path)
 
 
+def _generation_number(name: str) -> int | None:
+    """6 for "gen-000006"; None for a name that is not a generation's."""
+    digits = name.removeprefix("gen-")
+    return int(digits) if digits != name and digits.isdigit() else None
+
+
 def _next_generation_name(root: Path) -> str:
-    numbers = [int(p.name[4:]) for p in root.glob("gen-*") if p.name[4:].isdigit()]
+    numbers = [n for n in (_generation_number(p.name) for p in root.glob("gen-*")) if n is not None]
     return f"gen-{max(numbers, default=0) + 1:06d}"
 
 
