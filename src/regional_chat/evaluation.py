@@ -417,7 +417,7 @@ def evaluate(
     else:
         root = Path(index_dir) if index_dir else scratch
         corpus = write_contexts_corpus(paragraphs, root.parent / f"{root.name}.corpus")
-    built = update_index(corpus.parent, root, settings, progress=progress, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    built = update_index(corpus.parent, root, settings, progress=progress)  # warnings: build's own, on stderr
     embedder = make_embedder(settings)
     index = load_index(root, settings, embedder)
     # the very assistant a user gets: its answer, its decision to answer or not

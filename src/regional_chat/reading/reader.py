@@ -9,6 +9,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ..embedding import forward_passes
 from .windows import SpanScore, best_spans, make_windows, pad_arrays, pad_batch
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -120,8 +121,6 @@ class Reader:
         A pass holds at most ``batch`` windows, each at least READ_FILL of the pass's longest one
         (``embedding.forward_passes``): short windows are not padded to a long one's length.
         """
-        from ..embedding import forward_passes
-
         passes = forward_passes([len(w.input_ids) for w in windows], batch, min_fill=READ_FILL)
         if self.engine == "numpy":
             scorer, _ = self._load_direct()
