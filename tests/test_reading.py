@@ -265,6 +265,22 @@ def test_the_answerer_reads_each_passage_after_its_documents_header():
     assert seen["headers"] is None
 
 
+def test_the_reader_reads_the_question_without_the_clause_that_named_the_speech():
+    seen = {}
+
+    class Recorder(FixedReader):
+        def read(self, question, passages, batch=16, headers=None):
+            seen["question"] = question
+            return super().read(question, passages)
+
+    doc = Document("k.txt", TEXT, "K", "0" * 64, {"country_iso3": "KAZ", "year": "1993"})
+    span = SpanScore(0, 0, 21, 25, 9.0, 1.0)
+    asked = "According to Kazakhstan's 1993 General Assembly speech, when did the centre open?"
+    answer = ReaderAnswerer(Recorder([span]), Calibration.uncalibrated()).extract(asked, _hits(TEXT, "k.txt"), {"k.txt": doc}.__getitem__)
+    assert seen["question"] == "When did the centre open?"
+    assert answer.question == asked and answer.short == "2007"
+
+
 def _transformers_windows(tokenizer, question, texts, max_len, stride):
     """What transformers' fast tokenizer gives for the same call (the reference the windows must equal)."""
     enc = tokenizer([question] * len(texts), texts, truncation="only_second", max_length=max_len, stride=stride,

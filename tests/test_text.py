@@ -155,3 +155,41 @@ def test_follow_up_terms_are_appended_and_taken_off_again():
     assert asked == "Когда он основан? (Kaha Imnadze UNRCCA)"
     assert own_words(asked) == "Когда он основан?"
     assert with_terms("Who (exactly) met?", []) == own_words("Who (exactly) met?") == "Who (exactly) met?"
+
+
+@pytest.mark.parametrize(
+    "question, read",
+    [
+        ("According to Kyrgyzstan's 1992 General Assembly speech, by how many countries had Kyrgyzstan been recognized?",
+         "By how many countries had Kyrgyzstan been recognized?"),
+        ("In its 2012 speech, what new police body did Kazakhstan suggest?", "What new police body did Kazakhstan suggest?"),
+        ("In his 1992 address to the General Assembly, what formula did Kazakhstan's President propose?",
+         "What formula did Kazakhstan's President propose?"),
+        ("What reform programme had Turkmenistan adopted, according to its 1993 General Assembly speech?",
+         "What reform programme had Turkmenistan adopted?"),
+        ("How much uranium waste lies on Kyrgyz soil, as the country told the Assembly in 2013?", "How much uranium waste lies on Kyrgyz soil?"),
+        ("What agency did the President propose in the 2022 general debate?", "What agency did the President propose?"),
+        # the follow-up terms stay after the question
+        ("According to Uzbekistan's 2012 speech, how high would the dam be? (Rogun)", "How high would the dam be? (Rogun)"),
+    ],
+)
+def test_the_clause_naming_the_speech_is_not_read(question, read):
+    from regional_chat.text import without_attribution
+
+    assert without_attribution(question) == read
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "In 2012, what did Kazakhstan propose?",  # a year alone is part of the question
+        "In its speech, what?",  # too little would be left
+        "Who was thanked in Tajikistan's 1997 General Assembly statement for his mediation in Tajikistan?",  # not at the end
+        "What did the speech of the President of Kazakhstan say about water?",
+        "Когда он основан?",
+    ],
+)
+def test_a_question_without_such_a_clause_is_read_as_asked(question):
+    from regional_chat.text import without_attribution
+
+    assert without_attribution(question) == question

@@ -95,6 +95,41 @@ def own_words(question: str) -> str:
     return _TERMS_AFTER.sub("", question) or question
 
 
+# Where a question says which speech it asks about ("According to Kyrgyzstan's 1992 General Assembly speech, ...",
+# "..., as the country told the Assembly in 2013?"). Search uses the clause (the country and year steer it to that
+# speech); the reader does not need it: the passage it reads comes after its document's context header
+# ("Kyrgyzstan, 1992, session 47."), and it was trained on SQuAD's questions, which never carry such a clause.
+_SPEECH = r"(?i:(?:(?:UN |United Nations )?General Assembly |GA )?(?:speech|statement|address|remarks|general debate)" \
+    r"(?: (?:to|before|at) the (?:UN |United Nations )?(?:General )?Assembly)?)"
+_SPEAKER = r"(?:(?i:its|his|her|their|the)|[A-Z][\w-]*(?: [A-Z][\w-]*)*['’]s?)"  # "its", "Kyrgyzstan's", "the President's"
+_IN_YEAR = r"(?:1[89]|20)\d\d"
+_AT_END = r"(?=\s*[?.!]?\s*$)"
+_ATTRIBUTION = (
+    re.compile(rf"^\s*(?i:according to|in|as (?:stated|said|reported) in) {_SPEAKER} (?:{_IN_YEAR} )?{_SPEECH}(?: (?:in|of) {_IN_YEAR})?,\s*"),
+    re.compile(rf",?\s*(?i:according to|in|as (?:stated|said|reported) in) {_SPEAKER} (?:{_IN_YEAR} )?{_SPEECH}(?: (?:in|of) {_IN_YEAR})?{_AT_END}"),
+    re.compile(rf",?\s*(?i:as the country told the (?:General )?Assembly in) {_IN_YEAR}{_AT_END}"),
+    re.compile(rf"\s*(?i:in the) {_IN_YEAR} (?i:general debate){_AT_END}"),
+)
+
+
+def without_attribution(question: str) -> str:
+    """``question`` without the clause that names the speech it asks about: what the reader reads.
+
+    "According to Kyrgyzstan's 1992 General Assembly speech, by how many countries had Kyrgyzstan been
+    recognized?" -> "By how many countries had Kyrgyzstan been recognized?". Terms appended by
+    :func:`with_terms` stay; a question that would keep fewer than three words is returned as it is.
+    """
+    own = own_words(question)
+    terms = question[len(own):]
+    out = own
+    for pattern in _ATTRIBUTION:
+        out = pattern.sub("", out)
+    out = out.strip()
+    if out == own.strip() or len(out.split()) < 3:
+        return question
+    return out[0].upper() + out[1:] + terms
+
+
 # Words that make a question lean on the conversation before it (conversation.needs_context).
 PRONOUNS = frozenset(
     """
