@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from regional_chat.reading.answerer import CROSS_FEATURES, Calibration, ReaderAnswerer
-from regional_chat.reading.crosslingual import aligned_words, content_words, pivot_question, question_word
+from regional_chat.reading.crosslingual import aligned_words, answers_question_word, content_words, pivot_question, question_word
 from regional_chat.reading.reader import WEIGHTS, Reader, Reading
 from regional_chat.reading.windows import SpanScore
 from regional_chat.types import Chunk, Document, Hit
@@ -92,20 +92,26 @@ class ByWords:
 
 
 class PivotReader(Reader):
-    """Finds ``target`` in whatever it is given (at ``score`` over a no-answer score of 1), and records the question it was asked."""
+    """Finds ``target`` in whatever it is given (at ``score`` over a no-answer score of 1), and records the question it was asked.
 
-    def __init__(self, target, score=9.0):
+    ``also``: spans it likes less, one point lower each (kept when ``per_window`` asks for more than one)."""
+
+    def __init__(self, target, score=9.0, also=()):
         super().__init__(folder=WEIGHTS)
-        self.target, self.asked, self.score = target, [], score
+        self.target, self.asked, self.score, self.also = target, [], score, tuple(also)
 
     @property
     def meta(self):
         return {"scripts": ["latin"]}
 
-    def read(self, question, passages, batch=16, headers=None):
+    def read(self, question, passages, batch=16, headers=None, per_window=1):
         self.asked.append((question, list(passages)))
-        at = passages[0].find(self.target)
-        return Reading((SpanScore(0, 0, at, at + len(self.target), self.score, 1.0),) if at >= 0 else (), 1.0, 1)
+        spans = []
+        for rank, target in enumerate((self.target, *self.also)[:per_window]):
+            at = passages[0].find(target)
+            if at >= 0:
+                spans.append(SpanScore(0, 0, at, at + len(target), self.score - rank, 1.0))
+        return Reading(tuple(spans), 1.0, 1)
 
 
 def _hits():
@@ -138,6 +144,33 @@ def test_a_short_answer_the_reader_is_unsure_of_is_not_highlighted_the_sentence_
     answer = answerer.extract(question, _hits(), {"a.txt": DOC}.__getitem__, encoder, encoder.embed_queries([question])[0])
     assert answer.found and answer.short == "" and answer.headline() == "Its seat is Ashgabat, Turkmenistan."
     assert answer.quotes[0].highlight is None
+
+
+@pytest.mark.parametrize(
+    "word, text, fits",
+    [
+        ("How many", "3,500 refugees", True), ("How many", "two days", True), ("How many", "refugees", False),
+        ("When", "in May", True), ("When", "2007", True), ("When", "Kaha Imnadze", False), ("In what year", "May", False),
+        ("Who", "Kaha Imnadze", True), ("What", "2007", True), (None, "anything", True),
+    ],
+)
+def test_a_short_answer_must_be_able_to_answer_its_question_word(word, text, fits):
+    assert answers_question_word(word, text) is fits
+
+
+def test_the_short_answer_is_the_reader_s_best_span_that_fits_the_question_word():
+    encoder = ByWords({"прибыл": "arrived", "имнадзе": "imnadze"})
+    question = "Когда прибыл Имнадзе?"
+    sentence = "It is headed by Kaha Imnadze, who arrived in May."
+    # the reader likes the name best for the pivot "When arrived ...?": a name does not say when
+    reader = PivotReader("Kaha Imnadze", also=("in May",))
+    answer = ReaderAnswerer(reader, Calibration.uncalibrated(), crosslingual=_calibration(0.1)).extract(
+        question, _hits(), {"a.txt": DOC}.__getitem__, encoder, encoder.embed_queries([question])[0])
+    assert answer.found and answer.quotes[0].text == sentence and answer.short == "in May"
+    # no span that says when: the sentence is the answer, nothing highlighted
+    alone = ReaderAnswerer(PivotReader("Kaha Imnadze"), Calibration.uncalibrated(), crosslingual=_calibration(0.1)).extract(
+        question, _hits(), {"a.txt": DOC}.__getitem__, encoder, encoder.embed_queries([question])[0])
+    assert alone.found and alone.short == "" and alone.headline() == sentence
 
 
 def test_below_the_threshold_the_nearest_sentences_are_related_passages_not_an_answer():

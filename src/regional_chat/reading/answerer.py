@@ -26,7 +26,7 @@ from ..embedding import E5_NAMES
 from ..facets import context_header
 from ..text import language_of, own_words, script_of, without_attribution
 from ..types import Answer, Document, Hit, Quote
-from .crosslingual import aligned_words, pivot_question
+from .crosslingual import aligned_words, answers_question_word, pivot_question, question_word
 from .reader import WEIGHTS, Reader, Reading
 from .windows import SpanScore
 
@@ -54,6 +54,7 @@ CROSS_FEATURES = (
 # right 74% of the time on the fit articles and 72% on the held-out ones, against 35% for all spans. Below it
 # the whole sentence is the answer, and nothing inside it is highlighted.
 SHORT_ANSWER_MARGIN = 0.0
+SPANS_PER_SENTENCE = 20  # the reader's best spans of a cross-lingual sentence looked through for one that fits the question word
 _WORDLIKE = re.compile(r"\w", re.UNICODE)
 _TAG = re.compile(r"</?[A-Za-z!][^<>\n]{0,200}>?")  # markup: "<script>", "</div", "<!--"
 
@@ -383,7 +384,10 @@ class ReaderAnswerer:
         pivot = pivot_question(question, aligned_words(question, text, lambda words: self._vectors(embedder, words, "query")))
         span, margin = None, 0.0
         if pivot is not None:
-            best = self.reader.read(pivot, [text]).best
+            # the best span that can answer the question word: a number for "How many", a time for "When"
+            word = question_word(question)
+            spans = self.reader.read(pivot, [text], per_window=SPANS_PER_SENTENCE).spans
+            best = next((s for s in spans if answers_question_word(word, text[s.start : s.end])), None)
             if best is not None and is_answer_text(text, best.start, best.end):
                 margin = best.score - best.null
                 if margin > SHORT_ANSWER_MARGIN:

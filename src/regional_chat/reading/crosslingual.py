@@ -75,6 +75,32 @@ _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
 MIN_WORD_COSINE = 0.80
 
 
+# What the short answer to a question word must hold. The pivot question is a few words ("When Dushanbe conference
+# water cooperation Tajikistan 2013?"), and the reader, trained on whole English questions, can answer it with a
+# name ("Government of Tajikistan in cooperation with the United Nations"); a span without a number is no answer to
+# "How many", nor one without a number or a time word to "When".
+_NUMBER = (
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen"
+    r"|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|millions?|billions?"
+    r"|trillions?|dozens?|half|quarter|single|once|twice|several|many|few|all|none|no)\b"
+)
+_TIME = _NUMBER + (
+    r"|\b(?:january|february|march|april|may|june|july|august|september|october|november|december|spring|summer"
+    r"|autumn|fall|winter|today|yesterday|tomorrow|ago|century|centuries|decades?|years?|months?|weeks?|days?|now"
+    r"|recently|soon|later|earlier|before|after|during|since|until|era|period|age|times?|when)\b"
+)
+_ANSWER_HOLDS = {
+    word: re.compile(pattern, re.IGNORECASE)
+    for word, pattern in (("How many", _NUMBER), ("In what year", r"\d"), ("When", _TIME), ("Since when", _TIME), ("How long", _TIME))
+}
+
+
+def answers_question_word(word: str | None, text: str) -> bool:
+    """Whether ``text`` can answer a question asked with the English question ``word`` ("How many" -> a number)."""
+    pattern = _ANSWER_HOLDS.get(word or "")
+    return pattern is None or pattern.search(text) is not None
+
+
 def question_word(question: str) -> str | None:
     """The English question word for a Russian or Kazakh question ("Сколько ..." -> "How many"), or None."""
     best: tuple[int, str] | None = None
