@@ -35,6 +35,29 @@ def test_wrapped_lines_continue_but_headlines_and_paragraphs_end():
     ]
 
 
+def test_wrapped_mode_goes_on_over_a_line_cut_before_a_capital_inside_a_sentence():
+    text = (
+        "Speech of the Minister\nVery few Afghans have\naccess to safe drinking water, and only 6 per cent of the\n"
+        "Afghan population has reliable access to electricity.\nWe thank Japan,\nRussia and the Netherlands.\n"
+        "A founding date in\n2007 is given. Under the UN\nDepartment of Political Affairs.\n\nNext paragraph\nKazakhstan, 1993"
+    )
+    got = [text[s:e] for s, e in split_sentences(text, wrapped=True)]
+    assert got == [
+        "Speech of the Minister",  # a headline: its line ends in a capitalised word
+        "Very few Afghans have\naccess to safe drinking water, and only 6 per cent of the\nAfghan population has reliable access to electricity.",
+        "We thank Japan,\nRussia and the Netherlands.",
+        "A founding date in\n2007 is given.",
+        "Under the UN",  # a capitalised last word: taken for the end of a headline (said plainly in the docstring)
+        "Department of Political Affairs.",
+        "Next paragraph\nKazakhstan, 1993",  # a heading in sentence case runs into the line after it
+    ]
+    # the default (what chunking uses) is unchanged: every line cut before a capital ends a sentence
+    plain = [text[s:e] for s, e in split_sentences(text)]
+    assert "Afghan population has reliable access to electricity." in plain and "Russia and the Netherlands." in plain
+    ru = "Слова о том, что\nКазахстан и ООН едины.\nЗаголовок Статьи\nТекст."
+    assert [ru[s:e] for s, e in split_sentences(ru, wrapped=True)] == ["Слова о том, что\nКазахстан и ООН едины.", "Заголовок Статьи", "Текст."]
+
+
 def test_seed_article_sentences():
     text = SEED.read_text(encoding="utf-8")
     spans = split_sentences(text)

@@ -136,6 +136,17 @@ def test_the_answer_quotes_the_sentence_holding_the_span_verbatim():
     assert quote.highlighted_text == "Kaha Imnadze" and quote.source == "https://example.org/a"
 
 
+def test_a_quote_is_the_whole_sentence_across_the_lines_a_speech_is_wrapped_at():
+    text = "Poverty remains.\nVery few Afghans have access to water, and only 6 per cent of the\nAfghan population has electricity.\nOur achievements"
+    doc = Document("s.txt", text, "S", "0" * 64)
+    at = text.index("6 per cent")
+    span = SpanScore(0, 0, at, at + len("6 per cent"), 9.0, 1.0)
+    answer = ReaderAnswerer(FixedReader([span]), Calibration.uncalibrated()).extract("How many?", _hits(text, "s.txt"), {"s.txt": doc}.__getitem__)
+    (quote,) = answer.quotes
+    assert quote.text == "Very few Afghans have access to water, and only 6 per cent of the\nAfghan population has electricity." == text[quote.start : quote.end]
+    assert quote.highlighted_text == "6 per cent"
+
+
 def test_a_low_margin_is_refused_and_never_shows_a_high_confidence():
     span = SpanScore(0, 0, 21, 25, 1.0, 6.0)  # the window's no-answer score beats the span
     answerer = ReaderAnswerer(FixedReader([span], null=6.0), Calibration.uncalibrated())

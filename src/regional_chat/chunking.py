@@ -31,7 +31,7 @@ _LINE_BREAK = re.compile(r"\n")
 _OPENERS = "\"'“‘«(["
 
 
-def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+def split_sentences(text: str, start: int = 0, end: int | None = None, *, wrapped: bool = False) -> list[tuple[int, int]]:
     """(start, end) offsets of the sentences of ``text[start:end]``, white space trimmed.
 
     A sentence ends at ., ! or ? (with any closing quotes) followed by white
@@ -39,10 +39,18 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     known abbreviation or a single initial; at a blank line; and at a line
     break not followed by a lower-case letter (PDF-wrapped lines continue in
     lower case; headlines and paragraphs end with a line break).
+
+    ``wrapped``: also go on over a single line break before a capital or a digit when the line
+    before ends inside a sentence, in a lower-case word or after a comma or a hyphen (a speech
+    wrapped at "only 6 per cent of the\nAfghan population"); a line ending in a capitalised
+    word (a headline in title case) still ends there. Known misses: a heading in sentence case
+    runs into the line after it, and a line ending in an acronym ("the UN\nDepartment") ends the
+    sentence. The quotes the assistant shows are cut this way; chunking is not (an index's chunks
+    stay what they were).
     """
     end = len(text) if end is None else end
     if script_of(text[start:end]) == "cyrillic":
-        return _split_cyrillic(text, start, end)
+        return _split_cyrillic(text, start, end, wrapped)
     spans: list[tuple[int, int]] = []
     cursor = start
     for match in _BOUNDARY.finditer(text, start, end):
@@ -51,7 +59,7 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         if nxt is None:
             break
         if match.group() == "\n":
-            if text[nxt].islower():
+            if text[nxt].islower() or (wrapped and _goes_on(text, match.start(), cut, nxt)):
                 continue
         else:
             if "\n" not in text[cut:nxt] and not (text[nxt].isupper() or text[nxt].isdigit() or text[nxt] in _OPENERS):
@@ -64,7 +72,24 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return spans
 
 
-def _split_cyrillic(text: str, start: int, end: int) -> list[tuple[int, int]]:
+_LINE_GOES_ON = re.compile(r"(?:(?<![^\W\d_])[^\W\d_]*[a-zа-яёәғқңөұүһі]|[,\-–—])[ \t]*$")  # a lower-case word, a comma or a dash
+
+
+def _goes_on(text: str, brk: int, after: int, nxt: int) -> bool:
+    """Whether the single line break at ``brk`` is inside a sentence: the line before ends in a lower-case word
+    (its first letter lower-case too), a comma or a dash, and no blank line follows."""
+    if "\n" in text[after:nxt]:
+        return False  # a blank line: a paragraph ends
+    line_start = text.rfind("\n", 0, brk) + 1
+    line = text[line_start:brk]
+    match = _LINE_GOES_ON.search(line)
+    if match is None:
+        return False
+    word = match.group().strip()
+    return not word[:1].isalpha() or word[0].islower()
+
+
+def _split_cyrillic(text: str, start: int, end: int, wrapped: bool = False) -> list[tuple[int, int]]:
     """Russian and Kazakh: razdel's rules within each block the line-break rule delimits.
 
     razdel (the natasha project's splitter) knows Russian abbreviations and
@@ -77,7 +102,7 @@ def _split_cyrillic(text: str, start: int, end: int) -> list[tuple[int, int]]:
     cursor = start
     for match in _LINE_BREAK.finditer(text, start, end):
         nxt = _next_visible(text, match.end(), end)
-        if nxt is not None and text[nxt].islower():
+        if nxt is not None and (text[nxt].islower() or (wrapped and _goes_on(text, match.start(), match.end(), nxt))):
             continue  # a wrapped line: the sentence goes on
         spans += [(cursor + s.start, cursor + s.stop) for s in sentenize(text[cursor : match.start()])]
         cursor = match.end()

@@ -370,7 +370,7 @@ class ReaderAnswerer:
         texts: list[str] = []
         for i, hit in enumerate(hits[: self.cross_passages]):
             doc = document(hit.chunk.doc_id)
-            for a, b in split_sentences(doc.text, hit.chunk.start, hit.chunk.end) or [(hit.chunk.start, hit.chunk.end)]:
+            for a, b in split_sentences(doc.text, hit.chunk.start, hit.chunk.end, wrapped=True) or [(hit.chunk.start, hit.chunk.end)]:
                 if _WORDLIKE.search(doc.text[a:b]):
                     found.append((i, a, b))
                     texts.append(doc.text[a:b])
@@ -435,7 +435,7 @@ class ReaderAnswerer:
     def _quote(self, doc: Document, start: int, end: int, *, hit: Hit, score: float, highlight: bool = True) -> Quote:
         """The sentence(s) of ``hit``'s chunk that hold [start, end), the span highlighted."""
         chunk = hit.chunk
-        sentences = split_sentences(doc.text, chunk.start, chunk.end) or [(chunk.start, chunk.end)]
+        sentences = split_sentences(doc.text, chunk.start, chunk.end, wrapped=True) or [(chunk.start, chunk.end)]
         inside = [(a, b) for a, b in sentences if a < end and b > start]
         q_start = min(a for a, _ in inside) if inside else chunk.start
         q_end = max(b for _, b in inside) if inside else chunk.end
