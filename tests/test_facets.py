@@ -125,6 +125,15 @@ def test_a_document_whose_metadata_does_not_say_is_not_ranked_under_the_named_co
     assert both.share(speeches["KAZ_48_1993"]) == 0.5 and both.share(speeches["KGZ_62_2007"]) == 0.0
 
 
+def test_the_year_of_the_speech_a_question_names_is_the_one_preferred_not_the_years_it_asks_about():
+    known = [facets({"country_iso3": iso3, "year": year}) for _, iso3, year, _ in SPEECHES]
+    asked = understand("What did Tajikistan say of the events of 2003, according to its 2007 General Assembly speech?", known)
+    assert asked.years == (2007,) and asked.countries == ("TJK",)
+    assert understand("In its 2003 statement, what did Tajikistan say of 1993?", known).years == (2003,)
+    # without such a clause every year the question names steers, as before
+    assert understand("What did Tajikistan propose in 2003 and 2007?", known).years == (2003, 2007)
+
+
 def test_filter_is_checked_and_described():
     with pytest.raises(ValueError, match="tuple of strings"):
         Filter(countries="KAZ")

@@ -211,7 +211,7 @@ def understand(question: str, known: "Iterable[Facets]") -> Understood:
     fewer than three words (too easily a phrase of the question).
     """
     from .countries import mentions
-    from .text import years_in
+    from .text import attribution, years_in
 
     known = list(known)
     have_countries = {c for f in known for c in f.countries}
@@ -221,7 +221,10 @@ def understand(question: str, known: "Iterable[Facets]") -> Understood:
         if found.iso3 in have_countries and found.iso3 not in countries:
             countries.append(found.iso3)
     years: list[int] = []
-    for span in years_in(question):
+    # a year in the clause naming the speech ("according to its 2012 speech") is the speech's; the question's
+    # other years are what the speech talks about ("the events of 2011"), so they steer nothing then
+    said = attribution(question)
+    for span in years_in(said if years_in(said) else question):
         first, last = _year_range(span)
         for year in range(first, last + 1):
             if year in have_years and year not in years:

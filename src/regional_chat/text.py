@@ -112,6 +112,13 @@ _ATTRIBUTION = (
 )
 
 
+def attribution(question: str) -> str:
+    """The clauses of ``question`` that name the speech it asks about ('' when none): "According to
+    Kyrgyzstan's 2012 speech, what events of 2011 ..." -> "According to Kyrgyzstan's 2012 speech, "."""
+    own = own_words(question)
+    return "".join(m.group() for pattern in _ATTRIBUTION for m in pattern.finditer(own))
+
+
 def without_attribution(question: str) -> str:
     """``question`` without the clause that names the speech it asks about: what the reader reads.
 
