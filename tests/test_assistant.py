@@ -29,6 +29,7 @@ class ScriptedAnswerer:
     def extract(self, question, hits, document, *_, abstain=True):
         confidence = self.confidences[min(len(self.read), len(self.confidences) - 1)]
         self.read.append(question)
+        self.hits = list(hits)
         found = confidence >= self.threshold
         said = f"reading {len(self.read)}"  # which reading this answer came from, as its short answer
         quote = Quote("d", "t", "", 0, len(said), said, confidence, (0, len(said)))
@@ -168,6 +169,24 @@ def test_real_model_follow_up_finds_the_founding_sentence(seed_bot):
 def test_real_model_russian_question_does_not_crash(seed_bot):
     ans = seed_bot.answer("Где находится штаб-квартира РЦПДЦА?")
     assert isinstance(ans, Answer)
+
+
+def test_only_passages_near_the_best_one_are_read(corpus, tmp_path, settings):
+    question = "Where did the ministers meet?"
+    every, reader = _scripted_bot(corpus, tmp_path, settings.with_(read_margin=None), [0.9])
+    every.answer(question)
+    scores = [h.score for h in reader.hits]
+    assert len(scores) == settings.top_k and max(scores) - min(scores) > 0.2
+    margin = (max(scores) - min(scores)) / 2
+    near, reader = _scripted_bot(corpus, tmp_path / "near", settings.with_(read_margin=margin), [0.9])
+    near.answer(question)
+    assert 1 <= len(reader.hits) < settings.top_k
+    assert [h.score for h in reader.hits] == [s for s in scores if s >= max(scores) - margin]
+    # dense-only search scores on another scale: every passage is read
+    near.answer(question, mode="dense")
+    assert len(reader.hits) == settings.top_k
+    with pytest.raises(ValueError, match="read_margin"):
+        settings.with_(read_margin=0.0)
 
 
 def test_use_answerer_takes_over_from_the_next_question_and_answered_is_set(corpus, tmp_path, settings):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from regional_chat.embedding import HashingEmbedder
-from regional_chat.retrieval import Fused, LexicalIndex, LexicalIndexError, Retriever, fuse
+from regional_chat.retrieval import Fused, LexicalIndex, LexicalIndexError, Retriever, fuse, within_margin
 from regional_chat.text import Tokenizer
 from regional_chat.settings import Settings
 from regional_chat.types import Chunk
@@ -386,3 +386,12 @@ def test_hybrid_leans_on_bm25_alone_for_a_script_the_model_does_not_read(lexical
     # a model that reads any script keeps its 0.9 share of the ranking, which here reorders BM25's list
     multilingual = [h.chunk.chunk_id for h in Retriever(index, lexical, reads_any, settings).search(question, 5, "hybrid")]
     assert multilingual[: len(by_bm25)] != by_bm25
+
+
+def test_within_margin_keeps_the_hits_near_the_best_in_their_order() -> None:
+    from regional_chat.types import Hit
+
+    hits = [Hit(Chunk(i, "d", i, 0, 1, "x"), score=s) for i, s in enumerate([2.0, 3.1, 0.5, 1.7])]  # a preferred hit can come first
+    assert [h.chunk.chunk_id for h in within_margin(hits, 1.5)] == [0, 1, 3]
+    assert [h.chunk.chunk_id for h in within_margin(hits, 0.1)] == [1]
+    assert within_margin(hits, None) == hits and within_margin([], 1.0) == []

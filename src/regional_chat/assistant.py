@@ -20,6 +20,7 @@ from .service import FOLLOW_SECONDS, Generation, LiveIndex, builds_on_start, upd
 from .store import load_index, recorded_model
 from .settings import MAX_K, MODES, Settings
 from .facets import Understood, describe_filter, understand
+from .retrieval import within_margin
 from .types import Answer, BuildReport, Document, Filter, Hit
 
 
@@ -195,6 +196,8 @@ class Assistant:
             hits = live.retriever.search_vector(
                 reading, vector, k if k is not None else self.settings.top_k, mode, where=filters or None, prefer=prefer or None
             )
+            if mode == "hybrid" and self.settings.fusion == "zscore":
+                hits = within_margin(hits, self.settings.read_margin)  # passages far under the best are not read
             candidate = extractor.extract(reading, hits, live.index.document, self.embedder, vector, abstain=abstain)
             if answer is None or candidate.confidence > answer.confidence:
                 answer, query, steer = candidate, reading, prefer

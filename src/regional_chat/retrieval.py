@@ -629,6 +629,20 @@ class Retriever:
         return not scripts or script_of(question) in scripts
 
 
+def within_margin(hits: Sequence[Hit], margin: float | None) -> list[Hit]:
+    """The hits whose score is within ``margin`` of the best one's (all of them when ``margin`` is None).
+
+    For hybrid hits fused by z-score (``fuse(method="zscore")``), where a difference of scores means the
+    same from question to question: a passage far under the best is seldom where the answer is, and
+    reading it costs as much as reading the best one.
+    """
+    hits = list(hits)
+    if margin is None or not hits:
+        return hits
+    best = max(h.score for h in hits)
+    return [h for h in hits if h.score >= best - margin]
+
+
 def _merge(first, second):
     """Two (dense, lexical, lexical-of-dense) candidate sets as one, each list best first, each chunk once."""
     d1, l1, b1 = first

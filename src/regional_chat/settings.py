@@ -71,6 +71,12 @@ class Settings:
     # unanswerable question. SQuAD v1.1 (200 q, held-out articles) at 4: short EM / F1 59.4 / 66.6 (57.3 / 65.0 at 5),
     # question's article left out abstained 97.0 (the same).
     top_k: int = 4
+    # Of those, the reader reads only passages whose fused (z-score) hybrid score is within this of the best
+    # passage's (None: all top_k; dense- or lexical-only search and other fusions read all top_k). Chosen on the
+    # domain dev split (bench/bench_domain.py functions, 2026-12-07): within 1.5, 73.8% right, 100% refused,
+    # 5 wrong, English p50 90 ms (one passage read for half the questions); within 2.5 or 3.5 the same answers
+    # as reading all four (72.1 / 100 / 6), 125-129 ms; all four 148 ms.
+    read_margin: float | None = 1.5
     candidates: int = 50  # taken from each retriever before fusion
     max_question_chars: int = 2000
     # tuned by bench/tune_retrieval.py; the reader's confidence reads the fused score of its passage,
@@ -99,6 +105,8 @@ class Settings:
             raise ValueError(f"dtype must be {', '.join(DTYPES)}, got {self.dtype!r}.")
         if self.top_k < 1 or self.candidates < self.top_k:
             raise ValueError("top_k must be positive and candidates at least top_k.")
+        if self.read_margin is not None and not self.read_margin > 0:
+            raise ValueError(f"read_margin must be positive (or None: read every passage), got {self.read_margin}.")
         if self.fusion not in FUSION_METHODS:
             raise ValueError(f"fusion must be {', '.join(FUSION_METHODS)}, got {self.fusion!r}.")
         if not 0.0 <= self.fusion_weight <= 1.0:
