@@ -140,3 +140,12 @@ def test_the_aliases_matched_one_by_one_find_what_one_regex_of_them_all_finds():
         want = [w for w in want if w[0]]
         assert [(found.iso3, s, e) for found, s, e in mentions(text)] == want, text
     assert 0 < len(c._chosen("What did Kazakhstan propose in its 1993 speech?")) < len(alternatives) / 10  # a question runs few aliases
+
+
+def test_warm_up_compiles_every_alias_once_and_matching_stays_the_same():
+    from regional_chat import countries as c
+
+    before = found("в Казахстане и Кыргызстане")
+    c.warm_up()
+    assert c._alternative.cache_info().currsize == len(c._table().alternatives)
+    assert found("в Казахстане и Кыргызстане") == before and [x[0] for x in before] == ["KAZ", "KGZ"]
