@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from regional_chat import countries  # noqa: E402
 from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
 from regional_chat.evaluation import f1_score  # noqa: E402
@@ -122,6 +123,8 @@ def main() -> int:
     args = p.parse_args()
     settings = Settings(model=args.model)
     bot = domain_assistant(settings, args.data)
+    bot.warm_up()  # warm latency: the models loaded and every country alias compiled, as a server is once it is up
+    countries.warm_up()
     rows = load_devset("all")
     # follow-ups need their first question asked first: ask all, then report each split
     results, ms = run(bot, rows)
