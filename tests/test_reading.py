@@ -101,14 +101,18 @@ def test_a_length_penalty_prefers_the_short_answer_a_long_one_barely_beats_and_k
 
 
 class FixedReader(Reader):
-    """The reader's network replaced by given spans: what the answerer does with them is under test."""
+    """The reader's network replaced by given spans: what the answerer does with them is under test.
+
+    It keeps the question and the headers it was last given (``asked``)."""
 
     def __init__(self, spans, null=0.0):
         super().__init__(folder=WEIGHTS)
         self.spans = spans
         self.null = null
+        self.asked: tuple | None = None
 
-    def read(self, question, passages, batch=16, headers=None):
+    def read(self, question, passages, batch=16, headers=None, per_window=1):
+        self.asked = (question, headers)
         return Reading(tuple(self.spans), self.null, len(passages))
 
 
@@ -259,36 +263,23 @@ def test_a_header_is_read_but_never_part_of_a_span_and_offsets_stay_in_the_passa
         make_windows(tokenizer, "Who?", passages, headers=["one"])
 
 
+KAZ_DOC = Document("k.txt", TEXT, "K", "0" * 64, {"country_iso3": "KAZ", "year": "1993"})
+
+
 def test_the_answerer_reads_each_passage_after_its_documents_header():
-    seen = {}
-
-    class Recorder(FixedReader):
-        def read(self, question, passages, batch=16, headers=None):
-            seen["headers"] = headers
-            return super().read(question, passages)
-
-    doc = Document("k.txt", TEXT, "K", "0" * 64, {"country_iso3": "KAZ", "year": "1993"})
-    span = SpanScore(0, 0, 21, 25, 9.0, 1.0)
+    reader = FixedReader([SpanScore(0, 0, 21, 25, 9.0, 1.0)])
     hits = _hits(TEXT, "k.txt")
-    ReaderAnswerer(Recorder([span]), Calibration.uncalibrated()).extract("When?", hits, {"k.txt": doc}.__getitem__)
-    assert seen["headers"] == ["Kazakhstan, 1993."]
-    ReaderAnswerer(Recorder([span]), Calibration.uncalibrated(), headers=False).extract("When?", hits, {"k.txt": doc}.__getitem__)
-    assert seen["headers"] is None
+    ReaderAnswerer(reader, Calibration.uncalibrated()).extract("When?", hits, {"k.txt": KAZ_DOC}.__getitem__)
+    assert reader.asked == ("When?", ["Kazakhstan, 1993."])
+    ReaderAnswerer(reader, Calibration.uncalibrated(), headers=False).extract("When?", hits, {"k.txt": KAZ_DOC}.__getitem__)
+    assert reader.asked == ("When?", None)
 
 
 def test_the_reader_reads_the_question_without_the_clause_that_named_the_speech():
-    seen = {}
-
-    class Recorder(FixedReader):
-        def read(self, question, passages, batch=16, headers=None):
-            seen["question"] = question
-            return super().read(question, passages)
-
-    doc = Document("k.txt", TEXT, "K", "0" * 64, {"country_iso3": "KAZ", "year": "1993"})
-    span = SpanScore(0, 0, 21, 25, 9.0, 1.0)
+    reader = FixedReader([SpanScore(0, 0, 21, 25, 9.0, 1.0)])
     asked = "According to Kazakhstan's 1993 General Assembly speech, when did the centre open?"
-    answer = ReaderAnswerer(Recorder([span]), Calibration.uncalibrated()).extract(asked, _hits(TEXT, "k.txt"), {"k.txt": doc}.__getitem__)
-    assert seen["question"] == "When did the centre open?"
+    answer = ReaderAnswerer(reader, Calibration.uncalibrated()).extract(asked, _hits(TEXT, "k.txt"), {"k.txt": KAZ_DOC}.__getitem__)
+    assert reader.asked == ("When did the centre open?", ["Kazakhstan, 1993."])
     assert answer.question == asked and answer.short == "2007"
 
 
