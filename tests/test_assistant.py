@@ -182,6 +182,7 @@ def test_only_passages_near_the_best_one_are_read(corpus, tmp_path, settings):
     near.answer(question)
     assert 1 <= len(reader.hits) < settings.top_k
     assert [h.score for h in reader.hits] == [s for s in scores if s >= max(scores) - margin]
+    assert near.passages(question) == reader.hits  # what calibration reads is what the answer read
     # dense-only search scores on another scale: every passage is read
     near.answer(question, mode="dense")
     assert len(reader.hits) == settings.top_k

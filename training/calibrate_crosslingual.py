@@ -69,7 +69,7 @@ def row_of(bot: Assistant, question: str, golds: tuple[str, ...], hits, vector, 
     """One question's features and right/wrong, read by the answerer the Assistant holds.
 
     The fit needs the cross-lingual path's raw features (CrossResult.features), which an Answer does not
-    carry, so this reads rather than answers; the hits come from ``bot.search`` and the reading from
+    carry, so this reads rather than answers; the hits come from ``bot.passages`` and the reading from
     ``bot.extractor``: the objects the Assistant serves with, never a second copy of them.
     """
     result = bot.extractor.read_across(question, hits, bot.index.document, bot.embedder, vector)
@@ -110,11 +110,11 @@ def read_rows(args: argparse.Namespace, settings: Settings) -> list[dict]:
     questions = questions[: args.limit] if args.limit else questions
     for n, q in enumerate(questions):
         vector = embedder.embed_queries([q.text])[0]
-        hits = bot.search(q.text)
+        hits = bot.passages(q.text)
         rows.append(row_of(bot, q.text, q.answers, hits, vector, "xquad", q.article))
         if n % 2 == 0:
             # the question's article left out as `regional-chat eval --leave-article-out` leaves it out
-            left_out = bot.search(q.text, filters=article_left_out(q.article))
+            left_out = bot.passages(q.text, filters=article_left_out(q.article))
             rows.append(row_of(bot, q.text, (), left_out, vector, "xquad-left-out", q.article))
         if n % 100 == 0:
             print(f"{n} / {len(questions)} questions", file=sys.stderr, flush=True)
@@ -135,7 +135,7 @@ def domain_rows(answerer: ReaderAnswerer, data: Path, settings: Settings) -> lis
             continue
         vector = bot.embedder.embed_queries([row["question"]])[0]
         golds = tuple(a["text"] for a in row["answers"])
-        out = row_of(bot, row["question"], golds, bot.search(row["question"]), vector, f"domain-{row['split']}", -1)
+        out = row_of(bot, row["question"], golds, bot.passages(row["question"]), vector, f"domain-{row['split']}", -1)
         rows.append(out)
     return rows
 

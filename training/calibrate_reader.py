@@ -15,7 +15,7 @@ The answer THRESHOLD is CHOSEN on the dev split of the domain dev set (bench/dev
 and the shipped article; its test split is never read here): of the thresholds, the one with the most
 right answers less ``--wrong-cost`` times the wrong ones (an answer to an unanswerable question is a
 wrong one). SQuAD's own best threshold is recorded beside it: it answers far fewer domain questions.
-Every question goes through the objects the assistant serves with (``Assistant.search``, then ``read`` of
+Every question goes through the objects the assistant serves with (``Assistant.passages``, then ``read`` of
 the answerer the Assistant holds, built uncalibrated here), so the features are the ones the assistant computes;
 a question's article is left out the way ``regional-chat eval --leave-article-out`` leaves it out, with
 ``evaluation.article_left_out`` as the search's filter. Right = the short answer's SQuAD F1 >= 0.5 (and, for a
@@ -82,7 +82,7 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, wrong_cost: float, floor: flo
 
 
 # The fit needs what the reader computes before calibration (ReadResult.features), which an Answer does
-# not carry, so these read rather than answer: with the Assistant's own retrieval (bot.search: its
+# not carry, so these read rather than answer: with the passages the Assistant reads (bot.passages: its
 # retriever, filters and question understanding) and its own answerer (bot.extractor, here the
 # uncalibrated one the Assistant was built with), never a second copy of either.
 
@@ -96,13 +96,13 @@ def squad_rows(bot: Assistant, data: Path, limit: int = 0) -> list[tuple[list[fl
     rows = []
     questions = [q for q in questions if q.article in calib_articles]
     for q in questions[:limit] if limit else questions:
-        hits = bot.search(q.text)
+        hits = bot.passages(q.text)
         result = bot.extractor.read(q.text, hits, bot.index.document)
         text = bot.index.document(result.doc_id).text[result.doc_start : result.doc_end] if result.best else ""
         right = int(bool(q.answers) and f1_score(text, q.answers) >= 0.5)
         rows.append((list(result.features), right, "squad-v2"))
         if q.answers and len(rows) % 3 == 0:
-            out = bot.extractor.read(q.text, bot.search(q.text, filters=article_left_out(q.article)), bot.index.document)
+            out = bot.extractor.read(q.text, bot.passages(q.text, filters=article_left_out(q.article)), bot.index.document)
             rows.append((list(out.features), 0, "squad-left-out"))
     return rows
 
@@ -115,7 +115,7 @@ def domain_rows(answerer: ReaderAnswerer, data: Path, settings: Settings) -> lis
     for row in bench_domain.load_devset("dev"):
         if row.get("follow_up_of"):
             continue  # follow-ups are read several ways by the assistant; their own features come from those readings
-        hits = bot.search(row["question"])
+        hits = bot.passages(row["question"])
         result = bot.extractor.read(row["question"], hits, bot.index.document)
         text = bot.index.document(result.doc_id).text[result.doc_start : result.doc_end] if result.best else ""
         rows.append((list(result.features), int(bench_domain.is_right(row, text, result.doc_id)), "domain-dev"))

@@ -133,6 +133,17 @@ class Assistant:
         prefer = self._understand(live, question)
         return live.retriever.search(question, k or self.settings.top_k, mode, where=filters or None, prefer=prefer or None)
 
+    def passages(self, question: str, k: int | None = None, mode: str = "hybrid", *, filters: Filter | None = None) -> list[Hit]:
+        """The passages the reader reads for ``question``: :meth:`search`'s, less those far under the best one."""
+        return self._to_read(self.search(question, k, mode, filters=filters), mode)
+
+    def _to_read(self, hits: Sequence[Hit], mode: str) -> list[Hit]:
+        # only z-score hybrid scores compare across questions: a passage more than settings.read_margin under
+        # the best is seldom where the answer is, and costs as much to read
+        if mode == "hybrid" and self.settings.fusion == "zscore":
+            return within_margin(hits, self.settings.read_margin)
+        return list(hits)
+
     def answer(
         self,
         question: str,
@@ -196,8 +207,7 @@ class Assistant:
             hits = live.retriever.search_vector(
                 reading, vector, k if k is not None else self.settings.top_k, mode, where=filters or None, prefer=prefer or None
             )
-            if mode == "hybrid" and self.settings.fusion == "zscore":
-                hits = within_margin(hits, self.settings.read_margin)  # passages far under the best are not read
+            hits = self._to_read(hits, mode)
             candidate = extractor.extract(reading, hits, live.index.document, self.embedder, vector, abstain=abstain)
             if answer is None or candidate.confidence > answer.confidence:
                 answer, query, steer = candidate, reading, prefer
