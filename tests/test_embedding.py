@@ -69,13 +69,20 @@ def test_real_model_vectors_are_unit_length_in_either_dtype(dtype, model, seed_p
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["e5", "minilm"])
 def test_bfloat16_and_float32_rank_the_seed_passages_the_same(model, seed_passages):
+    """bfloat16 moves a score by a few 1e-4: it keeps the best passage and the order of every two passages that
+    float32 tells apart by more than that. Two passages float32 scores 1e-4 apart may swap (e5, on an Intel Xeon
+    without native bfloat16: the third passage for the second question), so exact top-three lists are not asked for."""
     assert len(seed_passages) >= 4
-    rankings = {}
+    scores = {}
     for dtype in ("bfloat16", "float32"):
         embedder = make_embedder(Settings(model=model, dtype=dtype))
-        scores = embedder.embed_queries(QUESTIONS) @ embedder.embed_passages(seed_passages).T
-        rankings[dtype] = np.argsort(-scores, axis=1)[:, :3].tolist()  # each question's top three passages
-    assert rankings["bfloat16"] == rankings["float32"]
+        scores[dtype] = embedder.embed_queries(QUESTIONS) @ embedder.embed_passages(seed_passages).T
+    full, half = scores["float32"], scores["bfloat16"]
+    assert np.abs(full - half).max() < 0.005
+    assert (full.argmax(axis=1) == half.argmax(axis=1)).all()
+    apart = full[:, :, None] - full[:, None, :] > 0.005  # pairs float32 orders with room to spare
+    assert apart.sum() > len(QUESTIONS) * len(seed_passages)  # most pairs are: the check below checks something
+    assert ((half[:, :, None] - half[:, None, :]) > 0)[apart].all()
 
 
 @pytest.mark.slow
