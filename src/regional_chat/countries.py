@@ -56,8 +56,8 @@ import functools
 import gettext
 import re
 import unicodedata
-from typing import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 __all__ = ["Country", "country", "display", "mentions"]
 

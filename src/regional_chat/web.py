@@ -20,8 +20,7 @@ from starlette.middleware import Middleware
 
 from .assistant import Assistant
 from .conversation import Conversation
-from . import countries
-from .countries import display
+from .countries import display, warm_up as compile_country_names
 from .documents import SUFFIXES
 from .facets import filter_from
 from .ingest.upload import stage_uploads, uploads_allowed
@@ -448,7 +447,7 @@ def _switch_engine(bot: Assistant, settings: Settings) -> None:
         return
     bot.use_answerer(answerer)
     print(f"answering with the {settings.engine} reader from now on.", flush=True)
-    countries.warm_up()  # every country alias compiled: no question waits on compiling the ones it names
+    compile_country_names()  # every alias compiled now: no question waits on compiling the ones it names
 
 
 def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
