@@ -100,6 +100,7 @@ def test_a_milvus_store_whose_terms_were_made_otherwise_is_rebuilt_not_mixed(cor
 
 
 def test_an_unchanged_corpus_embeds_nothing_and_a_change_only_what_changed(corpus, index_location, settings):
+    settings = settings.with_(sentence_vectors=False)  # counts chunk embeddings; the sentence table's own: test_store_sentences.py
     embedder = HashingEmbedder(64)
     first = build_index(corpus, index_location, settings, embedder=embedder, warn=lambda m: None)
     calls = embedder.calls

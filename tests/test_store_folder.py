@@ -29,6 +29,7 @@ def _build(corpus, index_dir, settings, embedder, **kw):
 
 
 def test_first_build_indexes_every_document(corpus, tmp_path, settings, embedder):
+    settings = settings.with_(sentence_vectors=False)  # counts chunk embeddings; the sentence table's own: test_store_sentences.py
     report = _build(corpus, tmp_path / "ix", settings, embedder)
     assert (report.added, report.changed, report.removed, report.unchanged) == (4, 0, 0, 0)
     assert report.documents == 4
@@ -72,6 +73,7 @@ def test_touching_a_file_rehashes_but_does_not_reembed(corpus, tmp_path, setting
 
 
 def test_only_the_changed_document_is_reembedded(corpus, tmp_path, settings, embedder):
+    settings = settings.with_(sentence_vectors=False)  # counts chunk embeddings; the sentence table's own: test_store_sentences.py
     ix = tmp_path / "ix"
     first = _build(corpus, ix, settings, embedder)
     calls = embedder.calls
@@ -194,6 +196,7 @@ def test_a_pointer_to_a_folder_that_is_no_generation_is_refused(corpus, tmp_path
 
 @pytest.mark.parametrize("damage", ["manifest", "vectors", "store", "pointer"])
 def test_a_corrupt_index_is_reported_and_repaired_by_a_plain_build(corpus, tmp_path, settings, embedder, damage):
+    settings = settings.with_(sentence_vectors=False)  # counts chunk embeddings; the sentence table's own: test_store_sentences.py
     ix = tmp_path / "ix"
     _build(corpus, ix, settings, embedder)
     gen = ix / (ix / CURRENT).read_text().strip()

@@ -18,6 +18,7 @@ from .embedding import Embedder, make_embedder
 from .store.folder import Index
 from .service import FOLLOW_SECONDS, Generation, LiveIndex, builds_on_start, update_index
 from .store import load_index, recorded_model
+from .store.sentences import with_known_vectors
 from .settings import MAX_K, MODES, Settings
 from .facets import Understood, describe_filter, understand
 from .retrieval import within_margin
@@ -201,6 +202,8 @@ class Assistant:
         readings = [with_terms(question, terms)] + [with_terms(question, [t]) for t in terms[:4]]
         extractor = self.extractor  # one answer step for the whole question, even if use_answerer swaps it
         answer, query, steer = None, question, Understood()
+        # the cross-lingual answerer's sentences and words come from the build's table when it holds them
+        encoder = with_known_vectors(self.embedder, live.index.sentence_vectors)
         for reading in readings:
             vector = None if mode == "lexical" else self.embedder.embed_queries([reading])[0]
             prefer = self._understand(live, reading)
@@ -208,7 +211,7 @@ class Assistant:
                 reading, vector, k if k is not None else self.settings.top_k, mode, where=filters or None, prefer=prefer or None
             )
             hits = self._to_read(hits, mode)
-            candidate = extractor.extract(reading, hits, live.index.document, self.embedder, vector, abstain=abstain)
+            candidate = extractor.extract(reading, hits, live.index.document, encoder, vector, abstain=abstain)
             if answer is None or candidate.confidence > answer.confidence:
                 answer, query, steer = candidate, reading, prefer
             if answer.found:

@@ -75,6 +75,20 @@ def split_sentences(text: str, start: int = 0, end: int | None = None, *, wrappe
 _LINE_GOES_ON = re.compile(r"(?:(?<![^\W\d_])[^\W\d_]*[a-zа-яёәғқңөұүһі]|[,\-–—])[ \t]*$")  # a lower-case word, a comma or a dash
 
 
+def chunk_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The sentences of the chunk ``text[start:end]`` that cross-lingual answers embed and quote (offsets into ``text``).
+
+    Cut as quotes are (``wrapped=True``), only those holding a letter or digit; a chunk
+    with no sentence boundary is one sentence. Both the answerer (which embeds them per
+    question) and a build (which embeds them once, ``store/sentences.py``) call this, so
+    the texts a build stores are the texts a question asks for.
+    """
+    return [(a, b) for a, b in split_sentences(text, start, end, wrapped=True) or [(start, end)] if _WORDLIKE.search(text[a:b])]
+
+
+_WORDLIKE = re.compile(r"\w", re.UNICODE)
+
+
 def _goes_on(text: str, brk: int, after: int, nxt: int) -> bool:
     """Whether the single line break at ``brk`` is inside a sentence: the line before ends in a lower-case word
     (its first letter lower-case too), a comma or a dash, and no blank line follows."""

@@ -91,6 +91,10 @@ class Settings:
     prefer_named: bool = True  # documents whose metadata matches a country or year the question names rank first
     reader_headers: bool = True  # the reader reads each passage after its document's context header (never quoted)
     engine: str = "torch"
+    # A build with a multilingual encoder also stores its vectors of every sentence and English word of the
+    # chunks (store/sentences.py): Russian and Kazakh questions then look them up instead of embedding them.
+    # Costs build time (about the chunks' own embedding again) and 0.77 kB per sentence or word on disk.
+    sentence_vectors: bool = True
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 16:

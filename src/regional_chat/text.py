@@ -188,6 +188,19 @@ def _stopwords(name: str) -> frozenset[str]:
 
 
 
+_ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
+
+
+def english_words(text: str) -> list[str]:
+    """The words of ``text`` written in Latin letters that are not stop words, each once, in order (case kept).
+
+    The words a cross-lingual question's own words are aligned to (``reading/crosslingual.py``),
+    and so the words a build embeds once for it (``store/sentences.py``).
+    """
+    stop = _stopwords("nltk")
+    return list(dict.fromkeys(w for w in _ENGLISH_WORD.findall(text) if w.lower() not in stop))
+
+
 def script_of(text: str) -> str:
     """``"cyrillic"`` when a text has more Cyrillic than Latin letters, else ``"latin"``."""
     lower = text.lower()

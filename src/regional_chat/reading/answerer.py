@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..chunking import split_sentences
+from ..chunking import chunk_sentences, split_sentences
 from ..embedding import E5_NAMES
 from ..facets import context_header
 from ..text import language_of, own_words, script_of, without_attribution
@@ -370,10 +370,9 @@ class ReaderAnswerer:
         texts: list[str] = []
         for i, hit in enumerate(hits[: self.cross_passages]):
             doc = document(hit.chunk.doc_id)
-            for a, b in split_sentences(doc.text, hit.chunk.start, hit.chunk.end, wrapped=True) or [(hit.chunk.start, hit.chunk.end)]:
-                if _WORDLIKE.search(doc.text[a:b]):
-                    found.append((i, a, b))
-                    texts.append(doc.text[a:b])
+            for a, b in chunk_sentences(doc.text, hit.chunk.start, hit.chunk.end):
+                found.append((i, a, b))
+                texts.append(doc.text[a:b])
         if not found:
             return CrossResult(question, hits, (0.0,) * len(CROSS_FEATURES), (), None, pivot_question(question))
         sims = self._vectors(embedder, texts) @ np.asarray(vector, dtype=np.float32).reshape(-1)

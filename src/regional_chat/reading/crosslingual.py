@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..countries import mentions
-from ..text import WORD, Tokenizer
+from ..text import WORD, Tokenizer, english_words
 
 # (pattern over the lower-cased question, English question word). The first that matches wins,
 # so the specific ones ("в каком году", "сколько") come before the general ones ("какой").
@@ -67,7 +67,6 @@ _PIVOTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 _LATIN_OR_NUMBER = re.compile(r"[A-Za-z][A-Za-z0-9.\-]*[A-Za-z0-9]|[A-Za-z]|\d[\d.,]*\d|\d")
-_ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
 # Two words of different languages saying the same thing: multilingual-e5-small's cosine of the two words
 # alone ("query: " prefix). Its cosines of unrelated words sit near 0.7-0.8; on the XQuAD articles this was
 # chosen on, any floor from 0.74 to 0.80 gave the same pivots and the same F1 (44.1), 0.83 fewer aligned words
@@ -132,8 +131,7 @@ def aligned_words(question: str, sentence: str, vectors: Callable[[list[str]], n
     ``vectors`` gives unit vectors for a list of words (the index's multilingual encoder).
     """
     asked = content_words(question)
-    stop = Tokenizer().stopword_set()
-    candidates = list(dict.fromkeys(w for w in _ENGLISH_WORD.findall(sentence) if w.lower() not in stop))
+    candidates = english_words(sentence)
     if not asked or not candidates:
         return []
     vecs = np.asarray(vectors(asked + candidates), dtype=np.float32)

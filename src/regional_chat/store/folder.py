@@ -10,6 +10,8 @@ Layout of an index folder::
         vectors.faiss     # the vectors, ids = chunk ids: exact (flat) or IVF (see index_kinds.py)
         store.sqlite      # documents and chunks, readable with any SQLite client
         lexical/          # the BM25 index over the same chunks
+        sentences/        # the encoder's vectors of every sentence and English word (sentences.py;
+                          #   multilingual encoders, for Russian and Kazakh questions)
 
 A build writes a new generation in a temporary folder beside the live one
 and switches ``CURRENT`` to it only when everything is on disk, so killing a
@@ -19,6 +21,7 @@ build at any moment leaves the previous generation live and intact.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -40,6 +43,7 @@ from ..settings import Settings
 from ..facets import context_header, headed, lexical_header
 from ..types import BuildReport, Chunk, Document, IndexInfo
 from .catalogue import Catalogue
+from .sentences import SENTENCES, SentenceVectors, is_current, load_sentence_vectors, reads_across, write_sentence_vectors
 from .manifest import (
     REPAIR_COMMAND, REPAIR_HINT, DocEntry, IndexCorruptError, IndexNotFoundError, IndexStateError, Manifest, Plan, build_lock,
     BuildRequest, build_report, documents_to_embed, plan_build, reason_of,
@@ -52,6 +56,7 @@ STORE = "store.sqlite"
 LEXICAL = "lexical"
 
 
+log = logging.getLogger(__name__)
 _faiss = index_kinds._faiss  # one place that imports faiss lazily, with the install hint
 
 
@@ -215,6 +220,7 @@ class Index:
         self._lexical = None
         self._lexical_lock = threading.Lock()
         self._catalogue: "Catalogue | None" = None  # the documents' facets, read on the first filtered question
+        self._sentences: SentenceVectors | None | bool = False  # False: not read yet
 
     @property
     def generation(self) -> str:
@@ -259,6 +265,24 @@ class Index:
                 if self._catalogue is None:
                     self._catalogue = Catalogue(self.store)
         return self._catalogue
+
+    @property
+    def sentence_vectors(self) -> SentenceVectors | None:
+        """The encoder's vectors of the index's sentences and English words (read on first use), or None.
+
+        None when the generation has none (an English-only encoder, ``Settings.sentence_vectors``
+        off) or when they cannot be used: answers are then the same, embedding what they need
+        per question; ``regional-chat check`` names a damaged file and the next build rewrites it.
+        """
+        if self._sentences is False:
+            with self._lexical_lock:
+                if self._sentences is False:
+                    try:
+                        self._sentences = load_sentence_vectors(self.path, self.manifest.model, self.manifest.dim)
+                    except ValueError as exc:
+                        log.warning("%s: cross-lingual questions embed their sentences per question", exc)
+                        self._sentences = None
+        return self._sentences  # type: ignore[return-value]
 
     def chunks(self, ids: Sequence[int]) -> list[Chunk]:
         """The chunks with these ids, in the same order (ids not in the index are left out)."""
@@ -368,10 +392,12 @@ def _read_vectors(path: Path) -> Any:
 # --------------------------------------------------------------------------- checksums
 
 
-PARTS = {VECTORS: "vectors", STORE: "store"}  # any other file belongs to the lexical index
+PARTS = {VECTORS: "vectors", STORE: "store"}  # any other file belongs to the lexical index or the sentence vectors
 
 
 def _part_of(rel: str) -> str:
+    if rel.startswith(SENTENCES + "/"):
+        return "sentences"  # a cache of the encoder's vectors: the next build writes it again from the chunks
     return PARTS.get(rel, "lexical" if rel.startswith(LEXICAL + "/") else "other")
 
 
@@ -389,7 +415,7 @@ class Damage:
     """One file of a generation that is not as its manifest recorded it."""
 
     path: Path
-    part: str  # "manifest", "vectors", "store", "lexical", "other", or "unverified" (no checksums recorded)
+    part: str  # "manifest", "vectors", "store", "lexical", "sentences", "other", or "unverified" (no checksums recorded)
     problem: str
 
     def line(self) -> str:
@@ -533,6 +559,8 @@ def build_folder(request: BuildRequest, root: Path, *, progress: bool = False) -
                 old_path, old, full = None, None, True
         plan, documents = plan_build(request.files, request.listing, old, corpus, warn)
         kind_changes = old is not None and index_kinds.choose_kind(old.chunks, old.dim, settings, old.index_kind) != old.index_kind
+        # an index from before sentence vectors gets them once, without embedding its chunks again
+        force = force or (old_path is not None and _wants_sentences(settings, embedder) and not is_current(old_path, embedder.name, embedder.dim))
         if old is not None and not plan.changes and not plan.stats_changed and not kind_changes and not force:
             return build_report(plan, documents, old.chunks, 0, request.started, full)
         tmp = root / f".tmp-{uuid.uuid4().hex[:12]}"
@@ -706,6 +734,13 @@ def _write_generation(
             raise IndexCorruptError(f"internal error: {vectors.ntotal} vectors but {stored} chunks stored")
         vectors, kind, kind_params = _settle_kind(vectors, old, embedder.dim, settings)
         _build_lexical(store, tmp / LEXICAL, settings.context_headers)
+        if _wants_sentences(settings, embedder):
+            write_sentence_vectors(
+                tmp / SENTENCES, store.iter_chunks(), store.document, embedder,
+                old=old_path / SENTENCES if old_path is not None else None,
+                old_checksums=old.checksums if old is not None else None,
+                progress=progress,
+            )
     finally:
         store.close()
     faiss.write_index(vectors, str(tmp / VECTORS))
@@ -725,6 +760,11 @@ def _write_generation(
     )
     (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
     return int(vectors.ntotal), embedded
+
+
+def _wants_sentences(settings: Settings, embedder: Embedder) -> bool:
+    """Whether a build stores the sentence vectors: asked for, and the encoder reads scripts the reader does not."""
+    return settings.sentence_vectors and reads_across(embedder)
 
 
 def _settle_kind(vectors: Any, old: Manifest | None, dim: int, settings: Settings) -> tuple[Any, str, dict[str, Any]]:

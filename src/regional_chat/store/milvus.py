@@ -430,6 +430,11 @@ class MilvusIndex:
                     self._catalogue = Catalogue(_Documents(self._client, self._docs, self._chunks))
         return self._catalogue
 
+    @property
+    def sentence_vectors(self) -> None:
+        """None: a Milvus store keeps no sentence vectors (cross-lingual answers embed them per question)."""
+        return None
+
     def chunks(self, ids: Sequence[int]) -> list[Chunk]:
         if not len(ids):
             return []

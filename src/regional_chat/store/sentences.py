@@ -1,0 +1,277 @@
+"""The encoder's vectors of every sentence and English word of an index, computed once by the build.
+
+A Russian or Kazakh question is answered across languages (``reading/crosslingual.py``): every
+sentence of the passages read is embedded and compared with the question, and the question's
+words are aligned with the English words of the best sentence. Embedded per question, that was
+most of a Russian question's time (about 190 and 50 of 320 ms on 2 cores); the same sentences and
+words come back question after question, so a build embeds them once, beside the chunk vectors,
+and the assistant looks them up (:func:`with_known_vectors`). What is not in the table (a question's
+own words, an index built without it, a sentence cut another way by a later version) is embedded
+as before: the table changes how fast an answer comes, never what it is (to the quantisation's
+2e-5 on a cosine: float16).
+
+Layout, in a generation folder (plain numpy files, covered by the manifest's checksums)::
+
+    sentences/
+      meta.json               # format, the encoder's name and dimension, how vectors are stored
+      passage.keys.npy        # uint64, sorted: blake2b-64 of each sentence's text
+      passage.vectors.npy     # float16 (n, dim): the unit vectors, in the keys' order
+      query.keys.npy ...      # the same for single words, embedded as queries (as the answerer aligns them)
+
+float16 is half of float32: 0.77 kB a sentence or word at 384 dimensions. int8 rows with a scale each
+would halve that again, but moved cosines by up to 7e-4 (float16: 2e-5), enough to change one short
+answer of the 149 domain questions (bench/bench_domain.py, 2026-12-07).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..chunking import chunk_sentences
+from ..documents import sha256_file
+from ..embedding import unit_rows
+from ..text import english_words
+from ..types import Chunk, Document
+
+SENTENCES = "sentences"  # the folder in a generation
+FORMAT = 1
+KINDS = ("passage", "query")  # sentences are embedded as passages, words as queries (see reading/answerer.py)
+
+
+def reads_across(embedder: object) -> bool:
+    """Whether questions over an index of ``embedder`` can be answered across languages (it reads a non-Latin script)."""
+    scripts = getattr(embedder, "scripts", None)
+    return not scripts or any(s != "latin" for s in scripts)
+
+
+def text_key(text: str) -> int:
+    """The 64-bit key of a text in the table (blake2b of its UTF-8; 30,000 texts collide with odds of 1 in 4e10)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _keys(texts: Sequence[str]) -> np.ndarray:
+    return np.fromiter((text_key(t) for t in texts), dtype=np.uint64, count=len(texts))
+
+
+@dataclass(frozen=True)
+class _Table:
+    keys: np.ndarray  # uint64, sorted
+    vectors: np.ndarray  # float16 (n, dim)
+
+    def find(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(which texts are in the table, their unit float32 vectors in order)."""
+        if not len(self.keys) or not texts:
+            return np.zeros(len(texts), dtype=bool), np.zeros((0, self.vectors.shape[1] if self.vectors.ndim == 2 else 0), np.float32)
+        keys = _keys(texts)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        hit = self.keys[at] == keys
+        rows = at[hit]
+        return hit, unit_rows(self.vectors[rows])
+
+    @staticmethod
+    def read(folder: Path, kind: str, dim: int) -> "_Table":
+        keys = np.load(folder / f"{kind}.keys.npy", allow_pickle=False)
+        vectors = np.load(folder / f"{kind}.vectors.npy", allow_pickle=False)
+        n = len(keys)
+        if (keys.dtype != np.uint64 or vectors.dtype != np.float16 or keys.ndim != 1 or vectors.shape != (n, dim)
+                or (n > 1 and not bool(np.all(keys[1:] > keys[:-1])))):
+            raise ValueError(f"the {kind} table in {folder} is not {n} sorted keys with {dim}-dimensional float16 rows")
+        return _Table(keys, vectors)
+
+    def write(self, folder: Path, kind: str) -> None:
+        np.save(folder / f"{kind}.keys.npy", self.keys, allow_pickle=False)
+        np.save(folder / f"{kind}.vectors.npy", self.vectors, allow_pickle=False)
+
+
+class SentenceVectors:
+    """The vectors a build stored for one encoder: look texts up by kind ("passage" sentences, "query" words)."""
+
+    def __init__(self, model: str, dim: int, tables: dict[str, _Table]) -> None:
+        self.model = model
+        self.dim = dim
+        self._tables = tables
+
+    def __len__(self) -> int:
+        return sum(len(t.keys) for t in self._tables.values())
+
+    def find(self, kind: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(a mask of the ``texts`` found, their unit float32 vectors in order)."""
+        table = self._tables.get(kind)
+        if table is None:
+            return np.zeros(len(texts), dtype=bool), np.zeros((0, self.dim), np.float32)
+        return table.find(texts)
+
+    @classmethod
+    def read(cls, folder: Path, model: str, dim: int) -> "SentenceVectors":
+        """The table in ``folder``, for the encoder ``model`` of ``dim`` dimensions.
+
+        Raises:
+            ValueError: the folder holds vectors of another encoder or a damaged file
+                (``regional-chat check`` names it; the next build writes it again).
+        """
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format") != FORMAT or meta.get("model") != model or meta.get("dim") != dim:
+                raise ValueError(f"{folder / 'meta.json'} describes {meta.get('model')!r} vectors (format {meta.get('format')}), not {model!r}")
+            return cls(model, dim, {kind: _Table.read(folder, kind, dim) for kind in KINDS})
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"the sentence vectors in {folder} cannot be used ({exc})") from exc
+
+
+def load_sentence_vectors(generation: Path, model: str, dim: int) -> SentenceVectors | None:
+    """The generation's sentence vectors, or None when it has none (built without them, or by an earlier version)."""
+    folder = generation / SENTENCES
+    if not folder.is_dir():
+        return None
+    return SentenceVectors.read(folder, model, dim)
+
+
+def is_current(generation: Path, model: str, dim: int) -> bool:
+    """Whether the generation holds sentence vectors of this format and encoder (its ``meta.json`` only is read)."""
+    try:
+        meta = json.loads((generation / SENTENCES / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT and meta.get("model") == model and meta.get("dim") == dim
+
+
+def texts_of(chunks: Iterable[Chunk], document: Callable[[str], Document]) -> tuple[list[str], list[str]]:
+    """(every sentence, every English word) the cross-lingual answerer can ask vectors for over these chunks."""
+    sentences: dict[str, None] = {}
+    words: dict[str, None] = {}
+    doc: Document | None = None
+    for chunk in chunks:
+        if doc is None or doc.doc_id != chunk.doc_id:  # chunks come in id order: a document's chunks mostly follow each other
+            doc = document(chunk.doc_id)
+        for a, b in chunk_sentences(doc.text, chunk.start, chunk.end):
+            sentence = doc.text[a:b]
+            if sentence not in sentences:
+                sentences[sentence] = None
+                words.update(dict.fromkeys(english_words(sentence)))
+    return list(sentences), list(words)
+
+
+def _intact(folder: Path, checksums: dict[str, str]) -> bool:
+    """Whether every file of ``folder`` (a generation's ``sentences/``) matches the checksums its manifest recorded."""
+    recorded = {rel: sha for rel, sha in checksums.items() if rel.startswith(SENTENCES + "/")}
+    if not recorded or not folder.is_dir():
+        return False
+    try:
+        return all(sha256_file(folder.parent / rel) == sha for rel, sha in recorded.items())
+    except OSError:
+        return False
+
+
+def write_sentence_vectors(
+    folder: Path,
+    chunks: Iterable[Chunk],
+    document: Callable[[str], Document],
+    embedder: Any,
+    *,
+    old: Path | None = None,
+    old_checksums: dict[str, str] | None = None,
+    progress: bool = False,
+) -> tuple[int, int]:
+    """Write the table of the sentences and words of ``chunks`` into ``folder``; returns (texts in it, texts embedded).
+
+    Texts already in ``old`` (the previous generation's table, used only when it is intact by
+    ``old_checksums`` and was made by the same encoder) are taken from it, so a build embeds
+    the sentences of new documents only.
+    """
+    before: SentenceVectors | None = None
+    if old is not None and old_checksums is not None and _intact(old, old_checksums):
+        try:
+            before = SentenceVectors.read(old, embedder.name, embedder.dim)
+        except ValueError:
+            before = None
+    sentences, words = texts_of(chunks, document)
+    folder.mkdir()
+    total = embedded = 0
+    for kind, texts in zip(KINDS, (sentences, words)):
+        texts = sorted(set(texts), key=text_key)
+        keys = _keys(texts)
+        vectors = np.zeros((len(texts), embedder.dim), dtype=np.float16)
+        known = np.zeros(len(texts), dtype=bool)
+        if before is not None and texts:
+            table = before._tables[kind]
+            at = np.minimum(np.searchsorted(table.keys, keys), max(len(table.keys) - 1, 0))
+            known = table.keys[at] == keys if len(table.keys) else known
+            vectors[known] = table.vectors[at[known]]
+        missing = np.flatnonzero(~known)
+        missing = missing[np.argsort([len(texts[i]) for i in missing], kind="stable")]  # batches of like lengths pad less
+        embed = embedder.embed_passages if kind == "passage" else embedder.embed_queries
+        for start, stop in _batches(len(missing), 512, progress, kind):
+            rows = missing[start:stop]
+            vectors[rows] = unit_rows(embed([texts[i] for i in rows])).astype(np.float16)
+        _Table(keys, vectors).write(folder, kind)
+        total += len(texts)
+        embedded += len(missing)
+    meta = {"format": FORMAT, "model": embedder.name, "dim": int(embedder.dim), "stored": "float16 unit rows",
+            "passages": len(sentences), "queries": len(words)}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return total, embedded
+
+
+def _batches(n: int, size: int, progress: bool, kind: str) -> Iterator[tuple[int, int]]:
+    bar = None
+    if progress and n:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="text", desc="sentence vectors" if kind == "passage" else "word vectors", file=sys.stderr, dynamic_ncols=True)
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+        if bar is not None:
+            bar.update(min(n, start + size) - start)
+    if bar is not None:
+        bar.close()
+
+
+class KnownVectorsEmbedder:
+    """An embedder that takes the vectors of texts a build stored from its table and embeds only the rest.
+
+    Passed to the answerer in place of the index's embedder: ``embed_passages`` and
+    ``embed_queries`` give the same vectors either way (to the table's quantisation).
+    """
+
+    def __init__(self, embedder: Any, table: SentenceVectors) -> None:
+        self.embedder = embedder
+        self.table = table
+        self.name = embedder.name
+        self.dim = embedder.dim
+        self.max_tokens = embedder.max_tokens
+        self.scripts = getattr(embedder, "scripts", None)
+        self.found = 0  # texts answered from the table so far (tests and benchmarks read it)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.embedder.count_tokens(texts)
+
+    def _embed(self, kind: str, texts: Sequence[str], embed: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
+        texts = list(texts)
+        hit, known = self.table.find(kind, texts)
+        self.found += int(hit.sum())
+        if hit.all():
+            return known
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        out[hit] = known
+        out[~hit] = unit_rows(embed([t for t, h in zip(texts, hit) if not h]))
+        return out
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed("passage", texts, self.embedder.embed_passages)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed("query", texts, self.embedder.embed_queries)
+
+
+def with_known_vectors(embedder: Any, table: SentenceVectors | None) -> Any:
+    """``embedder``, answering from ``table`` first when it holds this encoder's vectors."""
+    if table is None or table.model != getattr(embedder, "name", None) or table.dim != getattr(embedder, "dim", None):
+        return embedder
+    return KnownVectorsEmbedder(embedder, table)
