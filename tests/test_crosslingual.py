@@ -32,6 +32,13 @@ DOC = Document("a.txt", TEXT, "A", "0" * 64)
         ("Семей полигонында неше жарылыс болды?", "How many"),
         ("UNRCCA-ны кім басқарады?", "Who"),
         ("Центр основан в 2007 году.", None),
+        # "which" of a noun for people asks who; "what" of one, or "which" of anything else, does not
+        ("Какой художник создал гравюры для Библии Лютера?", "Who"),
+        ("У какого игрока было больше всего перехватов?", "Who"),
+        ("Какой немецкий генерал происходит из рода гугенотов?", "Who"),
+        ("Какая команда выиграла дивизионный раунд?", "What"),
+        ("Что президент сказал в 1992 году?", "What"),
+        ("Какое учение он основал?", "What"),
     ],
 )
 def test_the_question_word_is_read_from_russian_and_kazakh(question, word):

@@ -100,14 +100,36 @@ def answers_question_word(word: str | None, text: str) -> bool:
     return pattern is None or pattern.search(text) is not None
 
 
+# Nouns for people: "Какой игрок ...", "Какая актриса ...", "Какой немецкий генерал ..." ask who, and the reader,
+# given "What ...", answers them with a thing ("national anthem", "Academy Award") as often as with a name.
+_PERSON = re.compile(
+    r"(игрок|актер|актрис|художник|исследовател|учен(ый|ые|ого|ому|ым|ых|ой)$|генерал|корол(ь|я|ю|ем|е|ева|еве|еву|евы)$"
+    r"|президент|министр|человек|писател|поэт|композитор|режиссер|учител|императо|лидер|политик|основател|изобретател"
+    r"|тренер|певец|певиц|певца|музыкант|философ|врач|командир|командующ|руководител|премьер|канцлер|солдат|офицер"
+    r"|судь[яи]|епископ|монах|священник|футболист|спортсмен|инженер|архитектор|астронавт|космонавт|пилот|летчик|ученик"
+    r"|студент|профессор|экономист|юрист|адвокат|персонаж|губернатор|мэр|сенатор|депутат|чиновник|дипломат"
+    r"|секретар(ь|я|ю|ем|е)$|представител|посланник|автор|святой|папа$|папы$|ойыншы|ғалым|әнші|жазушы|ақын)"
+)
+
+
 def question_word(question: str) -> str | None:
-    """The English question word for a Russian or Kazakh question ("Сколько ..." -> "How many"), or None."""
-    best: tuple[int, str] | None = None
+    """The English question word for a Russian or Kazakh question ("Сколько ..." -> "How many"), or None.
+
+    "Which" of a noun for people ("Какой игрок ...?", "Какая актриса ...?") is "Who"; "what" of one is not
+    ("Что президент сказал?").
+    """
+    best: tuple[int, int, str] | None = None
     for pattern, english in _PIVOTS:
         match = pattern.search(question)
         if match and (best is None or match.start() < best[0]):
-            best = (match.start(), english)
-    return best[1] if best else None
+            best = (match.start(), match.end(), english)
+    if best is None:
+        return None
+    if best[2] == "What" and re.search(r"(как|котор|қай|қандай)\w*\s*$", question[best[0] : best[1]], re.IGNORECASE):  # which, not what
+        following = [w.lower().replace("ё", "е") for w in WORD.findall(question[best[1] :])[:3]]
+        if any(_PERSON.match(w) for w in following):
+            return "Who"
+    return best[2]
 
 
 def content_words(question: str) -> list[str]:
