@@ -5,6 +5,9 @@
 Measures, in one run and with one warm model:
   * a full build (chunk, embed, write FAISS + SQLite + BM25) against the model's own
     ``encode`` of exactly the same chunk texts: the ratio is the pipeline's overhead;
+    with a multilingual encoder, the full build also without the sentence and word vectors
+    (``Settings.sentence_vectors``, store/sentences.py): their cost is the difference, and the
+    pipeline's overhead is measured on the build without them (the same work as ``encode``);
   * adding one speech to the built index, as a share of the full build;
   * a no-change build, in-process and as a fresh ``regional-chat build`` process,
     next to the bare start-up of that process.
@@ -31,6 +34,7 @@ from regional_chat.embedding import make_embedder  # noqa: E402
 from regional_chat.build import build_index  # noqa: E402
 from regional_chat.store import load_index
 from regional_chat.settings import Settings  # noqa: E402
+from regional_chat.store.sentences import SENTENCES, reads_across  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -74,15 +78,22 @@ def main() -> None:
         prefix = getattr(embedder, "passage_prefix", "") or ""  # e5 reads "passage: " before each chunk
         texts = [prefix + t for t in texts]
 
-        build_s, encode_s = [], []
+        table = settings.sentence_vectors and reads_across(embedder)
+        build_s, encode_s, bare_s = [], [], []
         for r in range(args.repeats):  # alternate, so drift on a shared machine hits both alike
             t = time.perf_counter()
             model.encode(texts, batch_size=settings.batch_size, normalize_embeddings=True, convert_to_numpy=True)
             encode_s.append(time.perf_counter() - t)
             report = build_index(corpus, tmp / f"full{r}", settings, embedder=embedder, warn=quiet)
             build_s.append(report.seconds)
-            print(f"repeat {r}: encode {encode_s[-1]:.1f} s, build {build_s[-1]:.1f} s", file=sys.stderr)
+            if table:
+                bare_s.append(build_index(corpus, tmp / f"bare{r}", settings.with_(sentence_vectors=False), embedder=embedder, warn=quiet).seconds)
+            print(f"repeat {r}: encode {encode_s[-1]:.1f} s, build {build_s[-1]:.1f} s, without sentence vectors {bare_s[-1] if bare_s else '-'}", file=sys.stderr)
         chunks = report.chunks
+        generation = tmp / "full0" / (tmp / "full0" / "CURRENT").read_text().strip()
+        sentence_meta = json.loads((generation / SENTENCES / "meta.json").read_text()) if table else {}
+        sentence_bytes = sum(f.stat().st_size for f in (generation / SENTENCES).iterdir()) if table else 0
+        index_bytes = sum(f.stat().st_size for f in generation.rglob("*") if f.is_file())
 
         # add one speech to an index of the other 184
         inc_s, added_chunks = [], 0
@@ -126,7 +137,12 @@ def main() -> None:
         "model_encode_s": encode_s,
         "build_chunks_per_s": chunks / med(build_s),
         "encode_chunks_per_s": chunks / med(encode_s),
-        "build_over_encode": med(build_s) / med(encode_s),
+        "build_over_encode": med(bare_s or build_s) / med(encode_s),  # the pipeline's overhead, same work as encode
+        "full_build_without_sentence_vectors_s": bare_s,
+        "sentence_vectors_s": med(build_s) - med(bare_s) if bare_s else None,
+        "sentence_vectors": sentence_meta,
+        "sentence_vectors_bytes": sentence_bytes,
+        "index_bytes": index_bytes,
         "add_one_s": inc_s,
         "add_one_chunks": added_chunks,
         "add_one_share_of_full": med(inc_s) / med(build_s) if inc_s else None,
@@ -142,6 +158,10 @@ def main() -> None:
     print(f"| full build, {chunks} chunks | {med(build_s):.1f} s ({result['build_chunks_per_s']:.1f} chunks/s) | |")
     print(f"| model encode alone, same texts | {med(encode_s):.1f} s ({result['encode_chunks_per_s']:.1f} chunks/s) | |")
     print(f"| build / encode | {result['build_over_encode']:.3f} | ≤ 1.15 |")
+    if bare_s:
+        print(f"| full build without sentence vectors | {med(bare_s):.1f} s | |")
+        print(f"| sentence and word vectors ({sentence_meta['passages']} + {sentence_meta['queries']}) | "
+              f"{result['sentence_vectors_s']:.1f} s, {sentence_bytes / 1e6:.1f} MB of {index_bytes / 1e6:.1f} MB | |")
     if inc_s:
         print(f"| add one speech ({added_chunks} chunks) | {med(inc_s):.2f} s = {100 * result['add_one_share_of_full']:.2f}% of a full build | < 2% |")
     print(f"| no-change build, in process | {med(nochange_s) * 1000:.0f} ms | < 1 s |")
