@@ -52,6 +52,9 @@ def test_a_build_stores_the_vectors_of_every_sentence_and_english_word(corpus, t
     meta = json.loads((index.path / SENTENCES / "meta.json").read_text())
     assert (meta["model"], meta["dim"], meta["passages"], meta["queries"]) == ("hashing:64", 64, len(sentences), len(words))
     assert check_index(tmp_path / "ix").ok  # its files are in the manifest's checksums
+    info = index.info()
+    assert (info.sentence_vectors["sentences"], info.sentence_vectors["words"]) == (len(sentences), len(words))
+    assert any(line.startswith("sentences:") and f"{len(sentences):,} sentences" in line for line in info.lines())
 
 
 def test_a_build_embeds_the_sentences_and_words_of_new_documents_only(corpus, tmp_path, settings, embedder):
@@ -92,6 +95,7 @@ def test_english_only_encoders_and_the_setting_off_store_none(corpus, tmp_path, 
     for ix in (tmp_path / "a", tmp_path / "b"):
         index = load_index(ix)
         assert not (index.path / SENTENCES).exists() and index.sentence_vectors is None
+        assert index.info().sentence_vectors == {} and not any(line.startswith("sentences:") for line in index.info().lines())
 
 
 def test_a_damaged_table_is_reported_and_a_build_embeds_it_again_rather_than_copy_it(corpus, tmp_path, settings, embedder):

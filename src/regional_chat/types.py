@@ -272,6 +272,7 @@ class IndexInfo:
     index_kind: str  # the vectors' index: flat, ivf-flat, ... (folder), milvus-flat
     index_params: dict[str, Any] = field(default_factory=dict)
     size_bytes: int | None = None  # on disk; None where the store does not tell (Milvus)
+    sentence_vectors: dict[str, int] = field(default_factory=dict)  # {"sentences", "words", "bytes"} the build stored; {} none
 
     def lines(self) -> list[str]:
         where = f" (Milvus, generation {self.generation})" if self.store == "milvus" else ""
@@ -287,6 +288,10 @@ class IndexInfo:
         ]
         if self.size_bytes is not None:
             lines.append(f"on disk:    {self.size_bytes / 1e6:.1f} MB")
+        sv = self.sentence_vectors
+        if sv:
+            lines.append(f"sentences:  {sv.get('sentences', 0):,} sentences and {sv.get('words', 0):,} English words embedded for "
+                         f"Russian and Kazakh questions ({sv.get('bytes', 0) / 1e6:.1f} MB)")
         return lines
 
 

@@ -43,7 +43,9 @@ from ..settings import Settings
 from ..facets import context_header, headed, lexical_header
 from ..types import BuildReport, Chunk, Document, IndexInfo
 from .catalogue import Catalogue
-from .sentences import SENTENCES, SentenceVectors, is_current, load_sentence_vectors, reads_across, write_sentence_vectors
+from .sentences import (
+    SENTENCES, SentenceVectors, is_current, load_sentence_vectors, reads_across, sentence_counts, write_sentence_vectors,
+)
 from .manifest import (
     REPAIR_COMMAND, REPAIR_HINT, DocEntry, IndexCorruptError, IndexNotFoundError, IndexStateError, Manifest, Plan, build_lock,
     BuildRequest, build_report, documents_to_embed, plan_build, reason_of,
@@ -324,7 +326,7 @@ class Index:
         m = self.manifest
         number = _generation_number(self.path.name)  # a generation's: load_folder opened it through current_generation
         return IndexInfo(str(self.path), "folder", number, len(m.documents), m.chunks, m.model, m.dim, dict(m.chunking),
-                         m.built_at, m.corpus, m.index_kind, dict(m.index_params), size)
+                         m.built_at, m.corpus, m.index_kind, dict(m.index_params), size, sentence_counts(self.path))
 
     def close(self) -> None:
         self.store.close()

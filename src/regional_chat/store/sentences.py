@@ -142,6 +142,17 @@ def is_current(generation: Path, model: str, dim: int) -> bool:
     return isinstance(meta, dict) and meta.get("format") == FORMAT and meta.get("model") == model and meta.get("dim") == dim
 
 
+def sentence_counts(generation: Path) -> dict[str, int]:
+    """What ``regional-chat info`` says of the generation's sentence vectors: {"sentences", "words", "bytes"}, or {}."""
+    folder = generation / SENTENCES
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        return {"sentences": int(meta["passages"]), "words": int(meta["queries"]),
+                "bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file())}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def texts_of(chunks: Iterable[Chunk], document: Callable[[str], Document]) -> tuple[list[str], list[str]]:
     """(every sentence, every English word) the cross-lingual answerer can ask vectors for over these chunks."""
     sentences: dict[str, None] = {}
