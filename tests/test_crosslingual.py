@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from regional_chat.reading.answerer import CROSS_FEATURES, Calibration, ReaderAnswerer
-from regional_chat.reading.crosslingual import aligned_words, answers_question_word, content_words, pivot_question, question_word
+from regional_chat.reading.crosslingual import aligned_words, answers_question_word, asked_kind, content_words, pivot_question, question_word
 from regional_chat.reading.reader import WEIGHTS, Reader, Reading
 from regional_chat.reading.windows import SpanScore
 from regional_chat.types import Chunk, Document, Hit
@@ -52,6 +52,30 @@ def test_the_pivot_keeps_what_the_question_writes_plainly_and_names_countries_in
     assert pivot_question("Когда и где распался Советский Союз?").startswith("When")
     assert question_word("Некоторые страны подписали договор") is None
     assert pivot_question("Центр основан в 2007 году.") is None
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("Гражданином какой страны является Каха Имнадзе?", "country"),
+        ("В рамках какого департамента ООН работает этот центр?", "department"),
+        ("Какой был финальный счет игры?", "score"),
+        ("В какой афганской провинции прошли наводнения?", "province"),
+        ("Қай қалада өтті?", "city"),
+        ("Какое учение он основал?", None),  # a noun the list does not hold
+        ("Что страна предложила?", None),  # "what", not "which"
+        ("Какой советский лидер?", None),  # "советский" is no council
+        ("Сколько стран подписали договор?", None),
+    ],
+)
+def test_which_of_a_kind_of_thing_puts_the_kind_in_english_after_what(question, kind):
+    assert asked_kind(question) == kind
+    if kind:
+        assert pivot_question(question).startswith(f"What {kind}")
+
+
+def test_the_kind_is_not_repeated_when_an_aligned_word_says_it():
+    assert pivot_question("Гражданином какой страны является Каха Имнадзе?", ["country", "citizen"]) == "What country citizen?"
 
 
 def test_the_content_words_are_what_the_question_asks_about_not_how_it_asks():

@@ -112,24 +112,73 @@ _PERSON = re.compile(
 )
 
 
+# "Which" of a noun that says what kind of thing is asked for: the noun in English joins the pivot after "What"
+# ("Гражданином какой страны является Каха Имнадзе?" -> "What country ..."), as an English question would say it.
+_KINDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern + r"$"), english)
+    for pattern, english in (
+        (r"стран\w*", "country"), (r"государств\w*", "state"), (r"город\w*", "city"), (r"столиц\w*", "capital"),
+        (r"команд\w*", "team"), (r"организаци\w*", "organization"), (r"компани\w*", "company"), (r"рек(а|и|е|у|ой)", "river"),
+        (r"язык\w*", "language"), (r"провинци\w*", "province"), (r"регион\w*", "region"), (r"област\w*", "region"),
+        (r"парти(я|и|ю|ей)", "party"), (r"университет\w*", "university"), (r"церк(овь|ви|овью)", "church"), (r"книг\w*", "book"),
+        (r"договор\w*", "treaty"), (r"соглашени\w*", "agreement"), (r"закон\w*", "law"), (r"награ(да|ды|ду|дой)", "award"),
+        (r"преми(я|и|ю|ей)", "prize"), (r"должност\w*", "position"), (r"сумм\w*", "amount"), (r"процент\w*", "percentage"),
+        (r"проект\w*", "project"), (r"программ\w*", "program"), (r"конференци\w*", "conference"), (r"инициатив\w*", "initiative"),
+        (r"министерств\w*", "ministry"), (r"департамент\w*", "department"), (r"совет(а|у|ом|е|ы|ов)?", "council"),
+        (r"фонд\w*", "fund"), (r"банк(а|у|ом|е|и|ов)?", "bank"), (r"войн(а|ы|е|у|ой)", "war"), (r"метод\w*", "method"),
+        (r"технологи\w*", "technology"), (r"формат\w*", "format"), (r"веществ\w*", "substance"), (r"элемент\w*", "element"),
+        (r"клуб\w*", "club"), (r"фильм\w*", "film"), (r"песн\w*", "song"), (r"альбом\w*", "album"), (r"континент\w*", "continent"),
+        (r"океан\w*", "ocean"), (r"остров\w*", "island"), (r"сч[её]т(а|у|ом|е)?", "score"), (r"месяц\w*", "month"),
+        (r"сезон\w*", "season"), (r"век(а|у|е|ом)?", "century"), (r"событи\w*", "event"), (r"болезн\w*", "disease"),
+        (r"цвет(а|у|ом|е)?", "color"), (r"зда(ние|ния|нии)", "building"), (r"газет\w*", "newspaper"), (r"канал\w*", "channel"),
+        (r"систем\w*", "system"), (r"учреждени\w*", "institution"), (r"пробле(ма|мы|му|мой)", "problem"), (r"цел(ь|и|ью)", "goal"),
+        (r"ел(і|ге|ді|дің)?", "country"), (r"мемлекет\w*", "state"), (r"қала\w*", "city"), (r"ұйым\w*", "organization"),
+    )
+)
+
+
+def _question_match(question: str) -> tuple[int, int, str] | None:
+    """(start, end, English question word) of the first question word of ``question``."""
+    best: tuple[int, int, str] | None = None
+    for pattern, english in _PIVOTS:
+        match = pattern.search(question)
+        if match and (best is None or match.start() < best[0]):
+            best = (match.start(), match.end(), english)
+    return best
+
+
+def _which_of(question: str, best: tuple[int, int, str]) -> list[str]:
+    """The (lower-cased) words after a "which" question word (какой, который, қай, қандай), up to three; [] after any other."""
+    start, end, english = best
+    if english != "What" or not re.search(r"(как|котор|қай|қандай)\w*\s*$", question[start:end], re.IGNORECASE):
+        return []
+    return [w.lower().replace("ё", "е") for w in WORD.findall(question[end:])[:3]]
+
+
 def question_word(question: str) -> str | None:
     """The English question word for a Russian or Kazakh question ("Сколько ..." -> "How many"), or None.
 
     "Which" of a noun for people ("Какой игрок ...?", "Какая актриса ...?") is "Who"; "what" of one is not
     ("Что президент сказал?").
     """
-    best: tuple[int, int, str] | None = None
-    for pattern, english in _PIVOTS:
-        match = pattern.search(question)
-        if match and (best is None or match.start() < best[0]):
-            best = (match.start(), match.end(), english)
+    best = _question_match(question)
     if best is None:
         return None
-    if best[2] == "What" and re.search(r"(как|котор|қай|қандай)\w*\s*$", question[best[0] : best[1]], re.IGNORECASE):  # which, not what
-        following = [w.lower().replace("ё", "е") for w in WORD.findall(question[best[1] :])[:3]]
-        if any(_PERSON.match(w) for w in following):
-            return "Who"
+    if any(_PERSON.match(w) for w in _which_of(question, best)):
+        return "Who"
     return best[2]
+
+
+def asked_kind(question: str) -> str | None:
+    """The English noun for the kind of thing a "which" question asks for ("Какая команда ...?" -> "team"), or None."""
+    best = _question_match(question)
+    if best is None:
+        return None
+    for word in _which_of(question, best):
+        for pattern, english in _KINDS:
+            if pattern.match(word):
+                return english
+    return None
 
 
 def content_words(question: str) -> list[str]:
@@ -169,7 +218,8 @@ def aligned_words(question: str, sentence: str, vectors: Callable[[list[str]], n
 def pivot_question(question: str, aligned: Sequence[str] = ()) -> str | None:
     """An English question the reader can read, built from what a Cyrillic question says.
 
-    Its question word, then ``aligned`` (its content words' nearest English words in the sentence
+    Its question word (and after "What" the kind of thing a "which" question asks for, :func:`asked_kind`:
+    "Гражданином какой страны ...?" -> "What country ..."), then ``aligned`` (its content words' nearest English words in the sentence
     to read, :func:`aligned_words`), then the Latin-script words and numbers it writes, then the
     English names of the countries it names: "Сколько ядерных взрывов назвал Казахстан в 2010
     году?" -> "How many Kazakhstan 2010?" with nothing aligned. None when no question word is
@@ -178,7 +228,8 @@ def pivot_question(question: str, aligned: Sequence[str] = ()) -> str | None:
     word = question_word(question)
     if word is None:
         return None
-    parts = [word, *aligned]
+    kind = asked_kind(question) if word == "What" else None
+    parts = [word, *([kind] if kind else []), *[w for w in aligned if w.lower() != (kind or "")]]
     taken: list[tuple[int, int]] = []
     for country, start, end in mentions(question):
         if country.name not in parts:
