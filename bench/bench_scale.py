@@ -102,6 +102,7 @@ class ReplayEmbedder:
         from regional_chat.embedding import packaged_minilm_path
 
         self.name = "all-MiniLM-L6-v2"
+        self.scripts = ("latin",)  # as MiniLM's: no sentence vectors for Russian questions are built (store/sentences.py)
         self.dim = int(vectors.shape[1])
         self.max_tokens = 256
         self._vectors = vectors

@@ -156,3 +156,15 @@ def test_a_russian_question_gets_the_same_answer_from_the_table_without_embeddin
         else:
             assert embedder.calls > 10
     assert answers[True] == answers[False]
+
+
+def test_a_corpus_without_english_words_has_an_empty_word_table(tmp_path, settings, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "ru.txt").write_text("Встреча в Ташкенте\nМинистры пяти государств встретились в Ташкенте. Они обсудили воду.\n", encoding="utf-8")
+    _build(corpus, tmp_path / "ix", settings, embedder)
+    index = load_index(tmp_path / "ix")
+    assert index.info().sentence_vectors["words"] == 0 and index.info().sentence_vectors["sentences"] >= 2
+    found, vectors = index.sentence_vectors.find("query", ["Tashkent"])
+    assert not found.any() and vectors.shape == (0, 64)
+    _assert_table_matches(index, HashingEmbedder(64))

@@ -73,21 +73,19 @@ class _Table:
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         hit = self.keys[at] == keys
         rows = at[hit]
-        return hit, unit_rows(self.vectors[rows])
+        return hit, unit_rows(np.asarray(self.vectors[rows]))
 
     @staticmethod
     def read(folder: Path, kind: str, dim: int) -> "_Table":
-        keys = np.load(folder / f"{kind}.keys.npy", allow_pickle=False)
-        vectors = np.load(folder / f"{kind}.vectors.npy", allow_pickle=False)
+        # memory-mapped: a question touches a few dozen rows, and a large corpus's table need not fit in memory
+        keys = np.load(folder / f"{kind}.keys.npy", allow_pickle=False, mmap_mode="r")
+        vectors = np.load(folder / f"{kind}.vectors.npy", allow_pickle=False, mmap_mode="r")
         n = len(keys)
         if (keys.dtype != np.uint64 or vectors.dtype != np.float16 or keys.ndim != 1 or vectors.shape != (n, dim)
                 or (n > 1 and not bool(np.all(keys[1:] > keys[:-1])))):
             raise ValueError(f"the {kind} table in {folder} is not {n} sorted keys with {dim}-dimensional float16 rows")
         return _Table(keys, vectors)
 
-    def write(self, folder: Path, kind: str) -> None:
-        np.save(folder / f"{kind}.keys.npy", self.keys, allow_pickle=False)
-        np.save(folder / f"{kind}.vectors.npy", self.vectors, allow_pickle=False)
 
 
 class SentenceVectors:
@@ -208,7 +206,9 @@ def write_sentence_vectors(
     for kind, texts in zip(KINDS, (sentences, words)):
         texts = sorted(set(texts), key=text_key)
         keys = _keys(texts)
-        vectors = np.zeros((len(texts), embedder.dim), dtype=np.float16)
+        np.save(folder / f"{kind}.keys.npy", keys, allow_pickle=False)
+        # written in place on disk rather than held in memory: about 0.77 kB a text at 384 dimensions
+        vectors = np.lib.format.open_memmap(folder / f"{kind}.vectors.npy", mode="w+", dtype=np.float16, shape=(len(texts), embedder.dim))
         known = np.zeros(len(texts), dtype=bool)
         if before is not None and texts:
             table = before._tables[kind]
@@ -221,7 +221,8 @@ def write_sentence_vectors(
         for start, stop in _batches(len(missing), 512, progress, kind):
             rows = missing[start:stop]
             vectors[rows] = unit_rows(embed([texts[i] for i in rows])).astype(np.float16)
-        _Table(keys, vectors).write(folder, kind)
+        vectors.flush()
+        del vectors
         total += len(texts)
         embedded += len(missing)
     meta = {"format": FORMAT, "model": embedder.name, "dim": int(embedder.dim), "stored": "float16 unit rows",
