@@ -43,6 +43,7 @@ from regional_chat.store import load_index
 from regional_chat.reading.answerer import CROSS_CALIBRATION_FILE, CROSS_FEATURES, SHORT_ANSWER_MARGIN, Calibration, ReaderAnswerer  # noqa: E402
 from regional_chat.reading.reader import WEIGHTS, Reader  # noqa: E402
 from regional_chat.settings import Settings  # noqa: E402
+from regional_chat.store.sentences import with_known_vectors  # noqa: E402
 
 
 def xquad_ru_on_en(data: Path) -> tuple[list[tuple[str, str, str]], list[Question]]:
@@ -72,7 +73,9 @@ def row_of(bot: Assistant, question: str, golds: tuple[str, ...], hits, vector, 
     carry, so this reads rather than answers; the hits come from ``bot.passages`` and the reading from
     ``bot.extractor``: the objects the Assistant serves with, never a second copy of them.
     """
-    result = bot.extractor.read_across(question, hits, bot.index.document, bot.embedder, vector)
+    # the encoder the assistant hands its answerer: the index's sentence vectors looked up, the rest embedded
+    encoder = with_known_vectors(bot.embedder, bot.index.sentence_vectors)
+    result = bot.extractor.read_across(question, hits, bot.index.document, encoder, vector)
     sentence = short = ""
     if result.sentences:
         passage, a, b, _ = result.sentences[0]
@@ -92,9 +95,10 @@ def row_of(bot: Assistant, question: str, golds: tuple[str, ...], hits, vector, 
 def read_rows(args: argparse.Namespace, settings: Settings) -> list[dict]:
     reader = Reader(args.reader)
     # "left_out": rows read before the left-out questions were searched with the served filter are not reused
-    # "pivot": 2 since the pivot question carries aligned words (rows read with the plain pivot are not reused)
+    # "pivot": 2 since the pivot question carries aligned words (rows read with the plain pivot are not reused),
+    # 3 since a "which" question's pivot says the kind it asks for ("What country ...") or "Who" for people
     key = {"reader": reader_hash(args.reader), "features": list(CROSS_FEATURES), "model": settings.model, "limit": args.limit, "left_out": "filter",
-           "pivot": 2}
+           "pivot": 3}
     if args.rows and args.rows.is_file():
         cached = json.loads(args.rows.read_text(encoding="utf-8"))
         if cached.get("key") == key:
