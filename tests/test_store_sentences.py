@@ -23,7 +23,7 @@ def _build(corpus, ix, settings, embedder, **kw):
 
 
 def _texts(index):
-    return texts_of(index.iter_chunks(), index.document)
+    return texts_of((index.document(d), index.store.doc_chunks(d)) for d in index.doc_ids())
 
 
 def _assert_table_matches(index, embedder):

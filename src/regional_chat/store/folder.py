@@ -738,7 +738,7 @@ def _write_generation(
         _build_lexical(store, tmp / LEXICAL, settings.context_headers)
         if _wants_sentences(settings, embedder):
             write_sentence_vectors(
-                tmp / SENTENCES, store.iter_chunks(), store.document, embedder,
+                tmp / SENTENCES, ((store.document(d), store.doc_chunks(d)) for d, _, _ in store.iter_document_metadata()), embedder,
                 old=old_path / SENTENCES if old_path is not None else None,
                 old_checksums=old.checksums if old is not None else None,
                 progress=progress,

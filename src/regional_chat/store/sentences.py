@@ -151,19 +151,18 @@ def sentence_counts(generation: Path) -> dict[str, int]:
         return {}
 
 
-def texts_of(chunks: Iterable[Chunk], document: Callable[[str], Document]) -> tuple[list[str], list[str]]:
-    """(every sentence, every English word) the cross-lingual answerer can ask vectors for over these chunks."""
+def texts_of(documents: Iterable[tuple[Document, Sequence[Chunk]]]) -> tuple[list[str], list[str]]:
+    """(every sentence, every English word) the cross-lingual answerer can ask vectors for: ``documents`` gives
+    each document with its chunks (chunk ids are hashes, so chunks in id order would load a document per chunk)."""
     sentences: dict[str, None] = {}
     words: dict[str, None] = {}
-    doc: Document | None = None
-    for chunk in chunks:
-        if doc is None or doc.doc_id != chunk.doc_id:  # chunks come in id order: a document's chunks mostly follow each other
-            doc = document(chunk.doc_id)
-        for a, b in chunk_sentences(doc.text, chunk.start, chunk.end):
-            sentence = doc.text[a:b]
-            if sentence not in sentences:
-                sentences[sentence] = None
-                words.update(dict.fromkeys(english_words(sentence)))
+    for doc, chunks in documents:
+        for chunk in chunks:
+            for a, b in chunk_sentences(doc.text, chunk.start, chunk.end):
+                sentence = doc.text[a:b]
+                if sentence not in sentences:
+                    sentences[sentence] = None
+                    words.update(dict.fromkeys(english_words(sentence)))
     return list(sentences), list(words)
 
 
@@ -180,15 +179,15 @@ def _intact(folder: Path, checksums: dict[str, str]) -> bool:
 
 def write_sentence_vectors(
     folder: Path,
-    chunks: Iterable[Chunk],
-    document: Callable[[str], Document],
+    documents: Iterable[tuple[Document, Sequence[Chunk]]],
     embedder: Any,
     *,
     old: Path | None = None,
     old_checksums: dict[str, str] | None = None,
     progress: bool = False,
 ) -> tuple[int, int]:
-    """Write the table of the sentences and words of ``chunks`` into ``folder``; returns (texts in it, texts embedded).
+    """Write the table of the sentences and words of ``documents`` (each with its chunks) into ``folder``; returns
+    (texts in it, texts embedded).
 
     Texts already in ``old`` (the previous generation's table, used only when it is intact by
     ``old_checksums`` and was made by the same encoder) are taken from it, so a build embeds
@@ -200,7 +199,7 @@ def write_sentence_vectors(
             before = SentenceVectors.read(old, embedder.name, embedder.dim)
         except ValueError:
             before = None
-    sentences, words = texts_of(chunks, document)
+    sentences, words = texts_of(documents)
     folder.mkdir()
     total = embedded = 0
     for kind, texts in zip(KINDS, (sentences, words)):
