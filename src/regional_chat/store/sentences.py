@@ -65,14 +65,17 @@ class _Table:
     keys: np.ndarray  # uint64, sorted
     vectors: np.ndarray  # float16 (n, dim)
 
-    def find(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(which texts are in the table, their unit float32 vectors in order)."""
-        if not len(self.keys) or not texts:
-            return np.zeros(len(texts), dtype=bool), np.zeros((0, self.vectors.shape[1] if self.vectors.ndim == 2 else 0), np.float32)
-        keys = _keys(texts)
+    def locate(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which of ``keys`` the table holds, the rows of those it holds, in order)."""
+        if not len(self.keys):
+            return np.zeros(len(keys), dtype=bool), np.zeros(0, dtype=np.int64)
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         hit = self.keys[at] == keys
-        rows = at[hit]
+        return hit, at[hit]
+
+    def find(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(which texts are in the table, their unit float32 vectors in order)."""
+        hit, rows = self.locate(_keys(texts))
         return hit, unit_rows(np.asarray(self.vectors[rows]))
 
     @staticmethod
@@ -115,12 +118,25 @@ class SentenceVectors:
                 (``regional-chat check`` names it; the next build writes it again).
         """
         try:
-            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            if meta.get("format") != FORMAT or meta.get("model") != model or meta.get("dim") != dim:
+            meta = _meta(folder)
+            if not _describes(meta, model, dim):
                 raise ValueError(f"{folder / 'meta.json'} describes {meta.get('model')!r} vectors (format {meta.get('format')}), not {model!r}")
             return cls(model, dim, {kind: _Table.read(folder, kind, dim) for kind in KINDS})
         except (OSError, ValueError, EOFError) as exc:
             raise ValueError(f"the sentence vectors in {folder} cannot be used ({exc})") from exc
+
+
+def _meta(folder: Path) -> dict[str, Any]:
+    """The table's ``meta.json``. Raises OSError or ValueError when it is missing or not a JSON object."""
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError(f"{folder / 'meta.json'} is not a JSON object")
+    return meta
+
+
+def _describes(meta: dict[str, Any], model: str, dim: int) -> bool:
+    """Whether ``meta`` describes a table of this format made by the encoder ``model`` of ``dim`` dimensions."""
+    return meta.get("format") == FORMAT and meta.get("model") == model and meta.get("dim") == dim
 
 
 def load_sentence_vectors(generation: Path, model: str, dim: int) -> SentenceVectors | None:
@@ -134,17 +150,16 @@ def load_sentence_vectors(generation: Path, model: str, dim: int) -> SentenceVec
 def is_current(generation: Path, model: str, dim: int) -> bool:
     """Whether the generation holds sentence vectors of this format and encoder (its ``meta.json`` only is read)."""
     try:
-        meta = json.loads((generation / SENTENCES / "meta.json").read_text(encoding="utf-8"))
+        return _describes(_meta(generation / SENTENCES), model, dim)
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and meta.get("format") == FORMAT and meta.get("model") == model and meta.get("dim") == dim
 
 
 def sentence_counts(generation: Path) -> dict[str, int]:
     """What ``regional-chat info`` says of the generation's sentence vectors: {"sentences", "words", "bytes"}, or {}."""
     folder = generation / SENTENCES
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = _meta(folder)
         return {"sentences": int(meta["passages"]), "words": int(meta["queries"]),
                 "bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file())}
     except (OSError, ValueError, KeyError, TypeError):
@@ -209,11 +224,10 @@ def write_sentence_vectors(
         # written in place on disk rather than held in memory: about 0.77 kB a text at 384 dimensions
         vectors = np.lib.format.open_memmap(folder / f"{kind}.vectors.npy", mode="w+", dtype=np.float16, shape=(len(texts), embedder.dim))
         known = np.zeros(len(texts), dtype=bool)
-        if before is not None and texts:
+        if before is not None:
             table = before._tables[kind]
-            at = np.minimum(np.searchsorted(table.keys, keys), max(len(table.keys) - 1, 0))
-            known = table.keys[at] == keys if len(table.keys) else known
-            vectors[known] = table.vectors[at[known]]
+            known, rows = table.locate(keys)
+            vectors[known] = table.vectors[rows]
         missing = np.flatnonzero(~known)
         missing = missing[np.argsort([len(texts[i]) for i in missing], kind="stable")]  # batches of like lengths pad less
         embed = embedder.embed_passages if kind == "passage" else embedder.embed_queries
