@@ -541,7 +541,7 @@ def build_folder(request: BuildRequest, root: Path, *, progress: bool = False) -
     with build_lock(root, wait=request.wait):
         _remove_stale(root)
         embedder = request.embedder or make_embedder(settings)
-        old_path, old, reuse, repairs = (None, None, None, []) if full else _live_state(root, embedder, warn)
+        old_path, old, reuse, repairs, damaged = (None, None, None, [], set()) if full else _live_state(root, embedder, warn)
         force = bool(repairs)  # a damaged part is rewritten even when the corpus has not changed
         full = full or (old is None and bool(repairs))
         if old is not None and _only_context_differs(old.chunking, settings.chunking()):
@@ -569,7 +569,9 @@ def build_folder(request: BuildRequest, root: Path, *, progress: bool = False) -
         tmp.mkdir()
         try:
             chunks_total, embedded = _write_generation(
-                tmp, old_path, old, plan, corpus, settings, embedder, progress, on_progress, reuse
+                tmp, old_path, old, plan, corpus, settings, embedder, progress, on_progress, reuse,
+                # its table was checked with the rest of the generation (_live_state): reused unless damaged
+                old_sentences=old_path / SENTENCES if old_path is not None and not damaged & {"sentences", "unverified"} else None,
             )
             _fsync_tree(tmp)
             name = _next_generation_name(root)
@@ -590,8 +592,9 @@ def _only_context_differs(built: dict[str, Any], wanted: dict[str, Any]) -> bool
     return rest(built) == rest(wanted) and built.get("context", "none") != wanted.get("context")
 
 
-def _live_state(root: Path, embedder: Embedder, warn: Callable[[str], None]) -> tuple[Path | None, Manifest | None, dict[int, np.ndarray] | None, list[str]]:
-    """The live generation a build starts from, checked byte for byte: (path, manifest, reusable vectors, repairs).
+def _live_state(root: Path, embedder: Embedder, warn: Callable[[str], None]) -> tuple[Path | None, Manifest | None, dict[int, np.ndarray] | None, list[str], set[str]]:
+    """The live generation a build starts from, checked byte for byte: (path, manifest, reusable vectors, repairs,
+    the parts found damaged or unverified: what a build must not copy from it).
 
     What is damaged decides what is rebuilt, and nothing more:
 
@@ -603,7 +606,8 @@ def _live_state(root: Path, embedder: Embedder, warn: Callable[[str], None]) -> 
       the intact vectors file instead of being embedded again (exact kinds;
       compressed kinds cannot give them back and are embedded again);
     * the vectors file, the manifest or the ``CURRENT`` pointer: everything is
-      embedded again, since nothing says which vectors can be trusted.
+      embedded again, since nothing says which vectors can be trusted;
+    * the sentence vectors: embedded again from the chunks (not copied).
 
     Each repair is a line of the build report and a warning.
     """
@@ -611,19 +615,19 @@ def _live_state(root: Path, embedder: Embedder, warn: Callable[[str], None]) -> 
         path = current_generation(root)
     except IndexCorruptError as exc:
         warn(f"{exc}; rebuilding the index from the corpus.")
-        return None, None, None, [f"{root / CURRENT}: unusable; the index was rebuilt from the corpus"]
+        return None, None, None, [f"{root / CURRENT}: unusable; the index was rebuilt from the corpus"], set()
     if path is None:
-        return None, None, None, []
+        return None, None, None, [], set()
     try:
         manifest = Manifest.read(path / MANIFEST)  # read once: it holds a hash per document and can be large
     except IndexStateError as exc:
         line = f"{path / MANIFEST}: {exc}"
         warn(f"{line}.")
-        return None, None, None, [f"{line}; the index was rebuilt from the corpus"]
+        return None, None, None, [f"{line}; the index was rebuilt from the corpus"], set()
     damage = verify_files(path, manifest)
     parts = {d.part for d in damage}
     if not damage:
-        return path, manifest, None, []
+        return path, manifest, None, [], set()
     if parts == {"unverified"}:
         try:  # the structural checks load_index makes, and the BM25 files
             probe = load_folder(root)
@@ -633,20 +637,20 @@ def _live_state(root: Path, embedder: Embedder, warn: Callable[[str], None]) -> 
                 probe.close()
         except IndexStateError as exc:
             warn(f"{exc}; rebuilding the index from the corpus.")
-            return None, None, None, [f"{path}: unusable ({exc}); the index was rebuilt from the corpus"]
-        return path, manifest, None, [f"{path / MANIFEST}: recorded no checksums; they are recorded now"]
+            return None, None, None, [f"{path}: unusable ({exc}); the index was rebuilt from the corpus"], set()
+        return path, manifest, None, [f"{path / MANIFEST}: recorded no checksums; they are recorded now"], parts
     lines = [d.line() for d in damage]
     for line in lines:
         warn(f"{line}.")
     if parts & {"vectors", "other"}:
-        return None, None, None, [f"{line}; the index was rebuilt from the corpus" for line in lines]
+        return None, None, None, [f"{line}; the index was rebuilt from the corpus" for line in lines], parts
     if "store" in parts:
         reuse = None
         if manifest.index_kind in index_kinds.EXACT_STORAGE and manifest.dim == embedder.dim and manifest.model == embedder.name:
             ids, vectors = index_kinds.exact_vectors(_read_vectors(path / VECTORS))
             reuse = {int(i): np.array(v) for i, v in zip(ids, vectors)}
-        return None, None, reuse, [f"{line}; the documents were read again from the corpus" for line in lines]
-    return path, manifest, None, [f"{line}; it was rebuilt" for line in lines]
+        return None, None, reuse, [f"{line}; the documents were read again from the corpus" for line in lines], parts
+    return path, manifest, None, [f"{line}; it was rebuilt" for line in lines], parts
 
 
 def _remove_stale(root: Path) -> None:
@@ -672,11 +676,13 @@ def _write_generation(
     progress: bool,
     on_progress: Callable[[int, int], None] | None,
     reuse: dict[int, np.ndarray] | None = None,
+    old_sentences: Path | None = None,
 ) -> tuple[int, int]:
     """Write a complete generation into ``tmp``; returns (chunks in it, chunks embedded).
 
     ``reuse`` maps chunk ids to vectors already computed (from an intact vectors
     file whose chunk store was lost): those chunks are not embedded again.
+    ``old_sentences``: an intact sentence-vector table whose rows are copied, not embedded again.
     """
     faiss = _faiss()
     if old_path is not None:
@@ -739,8 +745,7 @@ def _write_generation(
         if _wants_sentences(settings, embedder):
             write_sentence_vectors(
                 tmp / SENTENCES, ((store.document(d), store.doc_chunks(d)) for d, _, _ in store.iter_document_metadata()), embedder,
-                old=old_path / SENTENCES if old_path is not None else None,
-                old_checksums=old.checksums if old is not None else None,
+                old=old_sentences,
                 progress=progress,
             )
     finally:

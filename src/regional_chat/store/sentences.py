@@ -35,7 +35,6 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..chunking import chunk_sentences
-from ..documents import sha256_file
 from ..embedding import unit_rows
 from ..text import english_words
 from ..types import Chunk, Document
@@ -181,35 +180,23 @@ def texts_of(documents: Iterable[tuple[Document, Sequence[Chunk]]]) -> tuple[lis
     return list(sentences), list(words)
 
 
-def _intact(folder: Path, checksums: dict[str, str]) -> bool:
-    """Whether every file of ``folder`` (a generation's ``sentences/``) matches the checksums its manifest recorded."""
-    recorded = {rel: sha for rel, sha in checksums.items() if rel.startswith(SENTENCES + "/")}
-    if not recorded or not folder.is_dir():
-        return False
-    try:
-        return all(sha256_file(folder.parent / rel) == sha for rel, sha in recorded.items())
-    except OSError:
-        return False
-
-
 def write_sentence_vectors(
     folder: Path,
     documents: Iterable[tuple[Document, Sequence[Chunk]]],
     embedder: Any,
     *,
     old: Path | None = None,
-    old_checksums: dict[str, str] | None = None,
     progress: bool = False,
 ) -> tuple[int, int]:
     """Write the table of the sentences and words of ``documents`` (each with its chunks) into ``folder``; returns
     (texts in it, texts embedded).
 
-    Texts already in ``old`` (the previous generation's table, used only when it is intact by
-    ``old_checksums`` and was made by the same encoder) are taken from it, so a build embeds
-    the sentences of new documents only.
+    Texts already in ``old`` (the previous generation's table, which the caller has checked against its
+    manifest's checksums; used only when it was made by the same encoder) are taken from it, so a build
+    embeds the sentences of new documents only.
     """
     before: SentenceVectors | None = None
-    if old is not None and old_checksums is not None and _intact(old, old_checksums):
+    if old is not None:
         try:
             before = SentenceVectors.read(old, embedder.name, embedder.dim)
         except ValueError:
