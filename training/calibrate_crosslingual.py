@@ -43,7 +43,6 @@ from regional_chat.store import load_index
 from regional_chat.reading.answerer import CROSS_CALIBRATION_FILE, CROSS_FEATURES, SHORT_ANSWER_MARGIN, Calibration, ReaderAnswerer  # noqa: E402
 from regional_chat.reading.reader import WEIGHTS, Reader  # noqa: E402
 from regional_chat.settings import Settings  # noqa: E402
-from regional_chat.store.sentences import with_known_vectors  # noqa: E402
 
 
 def xquad_ru_on_en(data: Path) -> tuple[list[tuple[str, str, str]], list[Question]]:
@@ -73,9 +72,7 @@ def row_of(bot: Assistant, question: str, golds: tuple[str, ...], hits, vector, 
     carry, so this reads rather than answers; the hits come from ``bot.passages`` and the reading from
     ``bot.extractor``: the objects the Assistant serves with, never a second copy of them.
     """
-    # the encoder the assistant hands its answerer: the index's sentence vectors looked up, the rest embedded
-    encoder = with_known_vectors(bot.embedder, bot.index.sentence_vectors)
-    result = bot.extractor.read_across(question, hits, bot.index.document, encoder, vector)
+    result = bot.extractor.read_across(question, hits, bot.index.document, bot.reading_encoder(bot.index), vector)
     sentence = short = ""
     if result.sentences:
         passage, a, b, _ = result.sentences[0]

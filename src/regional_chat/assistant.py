@@ -17,7 +17,7 @@ from .text import with_terms
 from .embedding import Embedder, make_embedder
 from .store.folder import Index
 from .service import FOLLOW_SECONDS, Generation, LiveIndex, builds_on_start, update_index
-from .store import load_index, recorded_model
+from .store import Store, load_index, recorded_model
 from .store.sentences import with_known_vectors
 from .settings import MAX_K, MODES, Settings
 from .facets import Understood, describe_filter, understand
@@ -202,8 +202,7 @@ class Assistant:
         readings = [with_terms(question, terms)] + [with_terms(question, [t]) for t in terms[:4]]
         extractor = self.extractor  # one answer step for the whole question, even if use_answerer swaps it
         answer, query, steer = None, question, Understood()
-        # the cross-lingual answerer's sentences and words come from the build's table when it holds them
-        encoder = with_known_vectors(self.embedder, live.index.sentence_vectors)
+        encoder = self.reading_encoder(live.index)
         for reading in readings:
             vector = None if mode == "lexical" else self.embedder.embed_queries([reading])[0]
             prefer = self._understand(live, reading)
@@ -227,6 +226,11 @@ class Assistant:
             search_query=query if query != question else "",
             understood="; ".join(said),
         )
+
+    def reading_encoder(self, index: Store) -> object:
+        """The encoder the answerer is handed for ``index``: the question encoder, taking the vectors of the
+        sentences and words the build stored (``store/sentences.py``) from its table when it holds them."""
+        return with_known_vectors(self.embedder, index.sentence_vectors)
 
     def use_answerer(self, answerer: object) -> None:
         """Answer the next questions with ``answerer`` (a question already being answered keeps the one it began with)."""
