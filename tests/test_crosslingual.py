@@ -135,7 +135,7 @@ class PivotReader(Reader):
     def meta(self):
         return {"scripts": ["latin"]}
 
-    def read(self, question, passages, batch=16, headers=None, per_window=1):
+    def read(self, question, passages, batch=16, headers=None, per_window=1, reject=None):
         self.asked.append((question, list(passages)))
         spans = []
         for rank, target in enumerate((self.target, *self.also)[:per_window]):

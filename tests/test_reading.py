@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer, is_answer_text, load_calibration
+from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer, is_answer_text, load_calibration, question_echo
 from regional_chat.reading.model import ReaderError, backbone_folder, load_tokenizer, load_trained
 from regional_chat.reading.reader import WEIGHTS, Reader, Reading
 from regional_chat.reading.windows import SpanScore, best_spans, make_windows, trim_question
@@ -100,6 +100,54 @@ def test_a_length_penalty_prefers_the_short_answer_a_long_one_barely_beats_and_k
     assert passage[kept.start : kept.end] == passage[len("the ") :]
 
 
+def test_a_rejected_span_gives_way_to_the_window_s_next_best_and_all_rejected_gives_none(tokenizer):
+    passage = "Kaha Imnadze heads the centre in Ashgabat."
+    window, ctx, start, end = _window_and_zero_logits(tokenizer, "Who heads the centre?", passage)
+
+    def token(at):  # the context token starting at character ``at`` of the passage
+        return next(int(t) for t in ctx if window.offsets[t][0] == at)
+
+    def last(upto):  # the context token ending at character ``upto``
+        return next(int(t) for t in ctx if window.offsets[t][1] == upto)
+
+    start[0, token(passage.index("heads"))], end[0, last(passage.index(" centre"))] = 9.0, 9.0  # "heads the": 18, the best
+    start[0, token(0)], end[0, last(len("Kaha Imnadze"))] = 8.0, 8.0  # "Kaha Imnadze": 16, the next
+    (best,) = best_spans([window], start, end)
+    assert passage[best.start : best.end] == "heads the"
+    seen = []
+
+    def no_heads(p, a, b):
+        seen.append((p, passage[a:b]))
+        return "heads" in passage[a:b]
+
+    (kept,) = best_spans([window], start, end, reject=no_heads)
+    assert passage[kept.start : kept.end] == "Kaha Imnadze"
+    assert kept.score == pytest.approx(16.0) and kept.null == best.null and seen[0] == (0, "heads the")
+    assert best_spans([window], start, end, reject=lambda p, a, b: True) == []
+    # with several spans a window, the rejected ones are left out of the list
+    spans = best_spans([window], start, end, per_window=3, reject=no_heads)
+    assert spans and all("heads" not in passage[s.start : s.end] for s in spans)
+
+
+@pytest.mark.parametrize(
+    "question, span, echoes",
+    [
+        ("Which integration organization did Kazakhstan consider very promising?", "that integration organization", True),
+        ("Which integration organization did Kazakhstan consider very promising?", "Eurasian Economic Community", False),
+        ("According to Kyrgyzstan's 1992 speech, how many countries recognized it?", "Kyrgyzstan", True),
+        ("According to Kyrgyzstan's 1992 speech, how many countries recognized it?", "107 countries", False),
+        ("Which committee did Afghanistan chair during the seventy-third session?", "Third Committee", False),
+        ("When was it founded? (UNRCCA Kaha Imnadze)", "UNRCCA", True),
+        ("When was the centre founded?", "founding", True),
+        ("When was the centre founded?", "2007", False),
+        ("What happened in 2007?", "2007", True),
+        ("Who?", "the", False),
+    ],
+)
+def test_a_span_that_only_repeats_the_question_is_told(question, span, echoes):
+    assert question_echo(question)(span) is echoes
+
+
 class FixedReader(Reader):
     """The reader's network replaced by given spans: what the answerer does with them is under test.
 
@@ -111,8 +159,9 @@ class FixedReader(Reader):
         self.null = null
         self.asked: tuple | None = None
 
-    def read(self, question, passages, batch=16, headers=None, per_window=1):
+    def read(self, question, passages, batch=16, headers=None, per_window=1, reject=None):
         self.asked = (question, headers)
+        self.rejects = reject
         return Reading(tuple(self.spans), self.null, len(passages))
 
 
@@ -273,6 +322,19 @@ def test_the_answerer_reads_each_passage_after_its_documents_header():
     assert reader.asked == ("When?", ["Kazakhstan, 1993."])
     ReaderAnswerer(reader, Calibration.uncalibrated(), headers=False).extract("When?", hits, {"k.txt": KAZ_DOC}.__getitem__)
     assert reader.asked == ("When?", None)
+
+
+def test_the_answerer_has_the_reader_reject_spans_that_repeat_the_whole_question():
+    at = TEXT.index("Kaha Imnadze")
+    reader = FixedReader([SpanScore(0, 0, at, at + len("Kaha Imnadze"), 9.0, 1.0)])
+    question = "According to Kazakhstan's 2023 statement, who heads the centre?"
+    ReaderAnswerer(reader, Calibration.uncalibrated()).extract(question, _hits(TEXT), {"a.txt": DOC}.__getitem__)
+    heads = TEXT.index("headed")
+    assert reader.asked[0] == "Who heads the centre?"  # the reader reads it without the clause naming the speech
+    # ... but what a span may not repeat is the whole question, the clause included
+    assert reader.rejects(0, TEXT.index("The centre"), TEXT.index("The centre") + len("The centre"))
+    assert reader.rejects(0, heads, heads + len("headed"))
+    assert not reader.rejects(0, at, at + len("Kaha Imnadze"))
 
 
 def test_the_reader_reads_the_question_without_the_clause_that_named_the_speech():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -141,10 +141,20 @@ class Reader:
                 out = model(input_ids=ids, token_type_ids=types, attention_mask=att)
             yield rows, out.start_logits.float().numpy(), out.end_logits.float().numpy()
 
-    def read(self, question: str, passages: Sequence[str], batch: int = 16, headers: Sequence[str] | None = None, per_window: int = 1) -> Reading:
+    def read(
+        self,
+        question: str,
+        passages: Sequence[str],
+        batch: int = 16,
+        headers: Sequence[str] | None = None,
+        per_window: int = 1,
+        reject: Callable[[int, int, int], bool] | None = None,
+    ) -> Reading:
         """Score spans of ``passages`` for ``question`` (``headers``: a line read before each passage, never quoted).
 
         ``per_window``: the best spans kept of each window (``Reading.spans`` holds them all, best first).
+        ``reject(passage, start, end)``: True for a span that is no answer whatever its score; each window's
+        best span is then its best one not rejected (``windows.best_spans``).
         """
         if not passages:
             return Reading((), 0.0, 0)
@@ -172,7 +182,8 @@ class Reader:
             for k, r in enumerate(rows):
                 m = len(windows[r].input_ids)
                 S[r, :m], E[r, :m] = s[k, :m], e[k, :m]
-        spans = sorted(best_spans(windows, S, E, int(meta["max_answer_tokens"]), per_window, length_penalty=float(meta.get("span_length_penalty", 0.0))),
+        spans = sorted(best_spans(windows, S, E, int(meta["max_answer_tokens"]), per_window, length_penalty=float(meta.get("span_length_penalty", 0.0)),
+                                  reject=reject),
                        key=lambda s: -s.score)
         null = min(float(S[w, 0] + E[w, 0]) for w in range(len(windows)))
         return Reading(tuple(spans), null, len(windows))

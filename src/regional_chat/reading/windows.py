@@ -10,11 +10,15 @@ reader never writes text, it only points into it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..facets import headed
+
+
+# A window's best spans looked through for one ``best_spans`` does not reject (each try: one argmax over its grid).
+REJECT_TRIES = 8
 
 
 @dataclass(frozen=True)
@@ -147,8 +151,13 @@ def best_spans(
     max_answer_tokens: int = 30,
     per_window: int = 1,
     length_penalty: float = 0.0,
+    reject: Callable[[int, int, int], bool] | None = None,
 ) -> list[SpanScore]:
     """The ``per_window`` best spans (start <= end, at most ``max_answer_tokens``) of every window.
+
+    ``reject(passage, start, end)``: True for a span that is no answer whatever its score (character
+    offsets into the passage); a window's best span is then its best one not rejected, looked for among its
+    ``REJECT_TRIES`` best, and a window whose best ones are all rejected gives none.
 
     ``length_penalty``: a span is chosen by its start + end logit less this much per token after its
     first (a reader trained on SQuAD's short answers still runs on past the answer in long speeches:
@@ -166,14 +175,27 @@ def best_spans(
         n = len(ctx)
         rows, cols = np.indices((n, n))
         grid[(cols < rows) | (cols - rows >= max_answer_tokens)] = -np.inf
-        choose = grid - length_penalty * (cols - rows) if length_penalty else grid
-        # one span a window (what the English path asks): argmax, not a sort of the n x n grid (a millisecond a window)
-        flat = [int(np.argmax(choose))] if per_window == 1 else np.argsort(choose, axis=None)[::-1][:per_window]
+        choose = grid - length_penalty * (cols - rows) if length_penalty else grid.copy() if reject is not None else grid
         null = float(start_logits[w, 0] + end_logits[w, 0])
-        for f in flat:
+        if per_window == 1:
+            # one span a window (what the English path asks): argmax, not a sort of the n x n grid (a millisecond a
+            # window); a rejected span is masked and the next argmax taken
+            for _ in range(REJECT_TRIES if reject is not None else 1):
+                i, j = divmod(int(np.argmax(choose)), n)
+                if not np.isfinite(grid[i, j]):
+                    break
+                a, b = window.offsets[ctx[i]][0], window.offsets[ctx[j]][1]
+                if reject is not None and reject(window.passage, a, b):
+                    choose[i, j] = -np.inf
+                    continue
+                out.append(SpanScore(w, window.passage, a, b, float(grid[i, j]), null))
+                break
+            continue
+        for f in np.argsort(choose, axis=None)[::-1][:per_window]:
             i, j = divmod(int(f), n)
             if not np.isfinite(grid[i, j]):
                 continue
             a, b = window.offsets[ctx[i]][0], window.offsets[ctx[j]][1]
-            out.append(SpanScore(w, window.passage, a, b, float(grid[i, j]), null))
+            if reject is None or not reject(window.passage, a, b):
+                out.append(SpanScore(w, window.passage, a, b, float(grid[i, j]), null))
     return out
