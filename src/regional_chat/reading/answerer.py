@@ -24,7 +24,7 @@ import numpy as np
 from ..chunking import chunk_sentences, split_sentences
 from ..embedding import E5_NAMES
 from ..facets import context_header
-from ..text import QUESTION_WORDS, _stopwords, language_of, own_words, script_of, without_attribution
+from ..text import QUESTION_WORDS, Tokenizer, language_of, own_words, script_of, without_attribution
 from ..types import Answer, Document, Hit, Quote
 from .crosslingual import aligned_words, answers_question_word, pivot_question, question_word
 from .reader import WEIGHTS, Reader, Reading
@@ -78,13 +78,13 @@ def question_echo(question: str) -> Callable[[str], bool]:
 
     The answer to a question is what it does not say: "integration organization" for "Which integration
     organization did Kazakhstan consider very promising?" (the speech says "that integration organization" of the
-    Eurasian Economic Community), "Kyrgyzstan" for "According to Kyrgyzstan's 1992 speech, how many ...?". A span of
-    stop words and digits alone is judged the same way ("2007" for "What happened in 2007?").
+    Eurasian Economic Community), "Kyrgyzstan" for "According to Kyrgyzstan's 1992 speech, how many ...?", "2007"
+    for "What happened in 2007?". A span of stop words alone is left to the reader's score.
     """
     import Stemmer
 
     stemmer = Stemmer.Stemmer("english")
-    stop = _stopwords("nltk") | QUESTION_WORDS
+    stop = Tokenizer().stopword_set() | QUESTION_WORDS
 
     def key(word: str) -> str:
         return stemmer.stemWord(word) if word.isascii() and word.isalpha() else word
