@@ -1,6 +1,6 @@
 """Run the quality evaluations and write docs/QUALITY.md from their results.
 
-    .venv/bin/python bench/quality.py            # all runs (about 12 minutes on 2 cores)
+    .venv/bin/python bench/quality.py            # all runs (10-16 minutes on 2 cores)
     .venv/bin/python bench/quality.py --render   # only rewrite docs/QUALITY.md from bench/results/
 
 Each run is the same as a `regional-chat eval` command line (printed in the
@@ -27,7 +27,7 @@ NOTES_MARKER = "## What the figures say"
 
 # The files are sampled: 1,000 questions evenly spread (a percentage then has a standard error of at most
 # 1.6 points; the 200 of the runs before 2026-12-07 had 3.5). The reader reads the passages within the read
-# margin at about 0.1 s a question on these 2 cores, so both runs take about 12 minutes. SQuAD v2.0: only the five
+# margin at about 0.1 s a question on these 2 cores: the two files took 10 to 16 minutes together on 2026-12-07. SQuAD v2.0: only the five
 # odd articles of the tune half (2,024 questions) that neither the reader (training/train_reader.py) nor its
 # calibration (training/calibrate_reader.py) saw.
 V2_HELD_OUT = "3,9,11,13,15"
