@@ -175,7 +175,7 @@ def best_spans(
         n = len(ctx)
         rows, cols = np.indices((n, n))
         grid[(cols < rows) | (cols - rows >= max_answer_tokens)] = -np.inf
-        choose = grid - length_penalty * (cols - rows) if length_penalty else grid.copy() if reject is not None else grid
+        choose = grid - length_penalty * (cols - rows) if length_penalty else grid  # a window's own: masking a cell of it is safe
         null = float(start_logits[w, 0] + end_logits[w, 0])
         if per_window == 1:
             # one span a window (what the English path asks): argmax, not a sort of the n x n grid (a millisecond a
