@@ -68,7 +68,8 @@ def test_a_few_training_steps_lower_the_loss_and_write_a_reader_with_its_contrac
                        "--windows-per-batch", "64", "--log-every", "3", "--threads", "2", "--device", "cpu"]) == 0
     meta2 = json.loads((second / "reader.json").read_text())
     assert meta2["stages"] == [meta["trained"]] and meta2["trained"]["init"] == str(out)
-    assert meta2["serve_max_len"] == 384 and meta2["trained"]["steps"] == 3
+    # serving reads windows of the training length unless told otherwise
+    assert meta2["serve_max_len"] == meta2["max_len"] == 256 and meta2["trained"]["steps"] == 3
     # it started where the first stage ended: its first loss is near the first stage's last, not its first
     first_loss = meta2["trained"]["loss_curve"][0][1]
     assert first_loss < 0.7 * curve[0], (first_loss, curve)
