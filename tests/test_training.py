@@ -39,7 +39,8 @@ def _squad(path: Path, with_impossible: bool) -> None:
 
 
 @pytest.mark.slow
-def test_a_few_training_steps_lower_the_loss_and_write_a_reader_with_its_contract(tmp_path):
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_a_few_training_steps_lower_the_loss_and_write_a_reader_with_its_contract(tmp_path, precision):
     data = tmp_path / "data"
     data.mkdir()
     _squad(data / "squad-dev-v1.1.json", with_impossible=False)
@@ -47,14 +48,16 @@ def test_a_few_training_steps_lower_the_loss_and_write_a_reader_with_its_contrac
     out = tmp_path / "reader"
     train = _train_module()
     # the same few windows over and over: a working loop must fit them
+    # each precision forced, whatever this CPU would choose: both must train (bf16 is emulated where the CPU lacks it)
     assert train.main(["--data", str(data), "--out", str(out), "--steps", "12", "--lr", "5e-4", "--warmup", "0.1",
-                       "--windows-per-batch", "64", "--log-every", "3", "--threads", "2", "--device", "cpu"]) == 0
+                       "--windows-per-batch", "64", "--log-every", "3", "--threads", "2", "--device", "cpu", "--precision", precision]) == 0
     meta = json.loads((out / "reader.json").read_text())
     curve = [loss for _, loss in meta["trained"]["loss_curve"]]
     assert len(curve) == 4 and curve[-1] < 0.7 * curve[0], curve
     assert set(meta["trained"]["data"]) == {"squad-dev-v1.1.json", "squad-dev-v2.0-tune-half.json"}
     assert meta["trained"]["data"]["squad-dev-v1.1.json"] == train.sha256(data / "squad-dev-v1.1.json")
     assert "train_reader.py" in meta["trained"]["command"] and meta["trained"]["seed"] == 13
+    assert meta["trained"]["precision"] == precision
     # only even-indexed articles train (T0, T2), with their unanswerable questions, and a distractor each
     assert meta["trained"]["questions"] == 6 and meta["trained"]["unanswerable"] == 2
     from regional_chat.reading.reader import Reader
@@ -73,6 +76,19 @@ def test_a_few_training_steps_lower_the_loss_and_write_a_reader_with_its_contrac
     # it started where the first stage ended: its first loss is near the first stage's last, not its first
     first_loss = meta2["trained"]["loss_curve"][0][1]
     assert first_loss < 0.7 * curve[0], (first_loss, curve)
+
+
+def test_auto_precision_is_bf16_only_where_it_is_computed_natively(monkeypatch):
+    import regional_chat.embedding as embedding
+
+    train = _train_module()
+    monkeypatch.setattr(embedding, "cpu_has_bf16", lambda: False)
+    assert train.autocast_precision("auto", "cpu") == "fp32"
+    assert train.autocast_precision("auto", "cuda") == "bf16"
+    assert train.autocast_precision("bf16", "cpu") == "bf16"  # forced: emulated, slower, still trains
+    monkeypatch.setattr(embedding, "cpu_has_bf16", lambda: True)
+    assert train.autocast_precision("auto", "cpu") == "bf16"
+    assert train.autocast_precision("fp32", "cpu") == "fp32"
 
 
 def test_the_answer_threshold_never_goes_under_its_floor():

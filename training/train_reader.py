@@ -278,6 +278,22 @@ def keep_freed_memory() -> None:
         libc.mallopt(option, value)
 
 
+def autocast_precision(choice: str, device: str) -> str:
+    """The precision the training steps run in: ``choice`` unless it is "auto".
+
+    "auto" is bf16 autocast on CUDA and on a CPU that computes bfloat16 natively (AVX512-BF16 or AMX), else
+    fp32: without those instructions bf16 is emulated, and a step of 32 windows took 2.6 times fp32's time
+    (medians 11.9 against 4.5 s on a 2-core Intel Xeon without them, `bench/bench_train_step.py`, 2026-12-07).
+    """
+    if choice != "auto":
+        return choice
+    if device == "cuda":
+        return "bf16"
+    from regional_chat.embedding import cpu_has_bf16
+
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
@@ -310,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="bf16: bfloat16 autocast; fp32: none; auto: bf16 on CUDA and on CPUs that compute it natively "
+                        "(AVX512-BF16 or AMX), else fp32 (emulated bf16 took 2.6 times fp32's time a step on an Intel Xeon "
+                        "without them: bench/results/train-step.json)")
     p.add_argument("--log-every", type=int, default=20)
     args = p.parse_args(argv)
 
@@ -322,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     keep_freed_memory()
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    precision = autocast_precision(args.precision, device)
     t0 = time.time()
     examples, files, pools = training_examples(args.data)
     rng = random.Random(args.seed)
@@ -360,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             if step >= total:
                 break
             ids, types, att, ctx, starts, ends = (t.to(device) for t in collate(batch, pad))
-            with torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16):
+            with torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 out = model(input_ids=ids, token_type_ids=types, attention_mask=att)
             loss = loss_of(out.start_logits.float(), out.end_logits.float(), ctx, starts, ends, [f.qid for f in batch], args.shared_weight)
             opt.zero_grad(set_to_none=True)
@@ -398,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "device": device,
             "threads": args.threads,
+            "precision": precision,
             "seconds": round(seconds, 1),
             "steps": step,
             "epochs": args.epochs,
