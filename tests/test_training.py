@@ -104,3 +104,64 @@ def test_the_answer_threshold_never_goes_under_its_floor():
     # a floor (set by the left-out questions) wins over that utility
     assert module.choose_threshold(p, y, wrong_cost=2.0, floor=0.5) == pytest.approx(0.5)
     assert module.choose_threshold(p, y, wrong_cost=2.0, floor=0.95) == pytest.approx(0.95)
+
+
+def _rebuild_module():
+    spec = importlib.util.spec_from_file_location("rebuild", ROOT / "training" / "rebuild.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# what shapes the weights; where they are written, the log and the device do not
+RECIPE = ("backbone", "epochs", "steps", "lr", "warmup", "windows_per_batch", "max_len", "stride", "distractors", "shared_weight", "limit", "seed")
+
+
+def test_the_one_command_rebuild_trains_the_stages_the_shipped_reader_records(tmp_path):
+    import shlex
+
+    train, rebuild = _train_module(), _rebuild_module()
+    meta = json.loads((ROOT / "src" / "regional_chat" / "reading" / "weights" / "reader.json").read_text())
+    recorded = [s["command"] for s in meta.get("stages", [])] + [meta["trained"]["command"]]
+    plan = [cmd[1:] for _, cmd in rebuild.steps(tmp_path, tmp_path / "data") if cmd[0] == "train_reader.py"]
+    assert len(plan) == len(recorded) == 2
+    parser = train.build_parser()
+    for planned, command in zip(plan, recorded):
+        ours = vars(parser.parse_args(planned))
+        shipped = vars(parser.parse_args(shlex.split(command)[2:]))  # "python training/train_reader.py ..."
+        assert {k: ours[k] for k in RECIPE} == {k: shipped[k] for k in RECIPE}, command
+    # stage 2 starts from stage 1's output, and only what every step passed reaches --out
+    assert plan[1][plan[1].index("--init") + 1] == plan[0][plan[0].index("--out") + 1]
+    assert all("--reader" in cmd and str(tmp_path / "reader") in cmd for _, cmd in rebuild.steps(tmp_path, tmp_path) if cmd[0] != "train_reader.py")
+
+
+def test_a_failed_rebuild_step_leaves_the_weights_alone(tmp_path, monkeypatch):
+    import subprocess
+
+    rebuild = _rebuild_module()
+    out = tmp_path / "weights"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"shipped")
+    (out / "MODEL_CARD.md").write_text("by hand")
+    (tmp_path / "data").mkdir()
+    ran, fail_at = [], [2]
+
+    def fake_run(cmd, cwd=None):
+        ran.append(Path(cmd[1]).name)
+        if len(ran) == fail_at[0]:
+            return subprocess.CompletedProcess(cmd, 3)
+        # a step that passes writes into the work folder, as the real ones do
+        (tmp_path / "work" / "reader").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "work" / "reader" / "model.safetensors").write_bytes(b"new")
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(rebuild.subprocess, "run", fake_run)
+    args = ["--data", str(tmp_path / "data"), "--out", str(out), "--work", str(tmp_path / "work")]
+    assert rebuild.main(args) == 3
+    assert ran == ["train_reader.py", "train_reader.py"] and (out / "model.safetensors").read_bytes() == b"shipped"
+    # every step passing: the new files replace the old, the model card stays
+    ran.clear()
+    fail_at[0] = 0
+    assert rebuild.main(args) == 0
+    assert ran == ["train_reader.py", "train_reader.py", "calibrate_reader.py", "calibrate_reader.py", "calibrate_crosslingual.py"]
+    assert (out / "model.safetensors").read_bytes() == b"new" and (out / "MODEL_CARD.md").read_text() == "by hand"

@@ -1,6 +1,7 @@
 """Train the extractive reader from ../shared/data and write the shipped weights.
 
-    python training/train_reader.py                      # the shipped reader (CPU: see training/README.md)
+    python training/rebuild.py                           # the shipped reader: both stages, then the calibrations
+    python training/train_reader.py --epochs 1 --out /tmp/r   # one stage (training/README.md lists the two)
     python training/train_reader.py --limit 64 --steps 6 --out /tmp/r   # a smoke run
 
 Data (nothing of it is committed; its SHA-256 goes into reader.json):
@@ -301,7 +302,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--backbone", choices=reader_model.BACKBONES, default="minilm")
@@ -331,7 +332,11 @@ def main(argv: list[str] | None = None) -> int:
                         "(AVX512-BF16 or AMX), else fp32 (emulated bf16 took 2.6 times fp32's time a step on an Intel Xeon "
                         "without them: bench/results/train-step.json)")
     p.add_argument("--log-every", type=int, default=20)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     import torch
     from safetensors.torch import save_file
