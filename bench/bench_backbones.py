@@ -29,19 +29,19 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_reader import score, with_distractors, xquad_ru_en  # noqa: E402
+from regional_chat.evaluation import squad_calibration_articles  # noqa: E402
 from regional_chat.reading.reader import Reader  # noqa: E402
 
 
 def calibration_articles(data: Path) -> list[tuple[str, str, list[str], list[str], str]]:
-    """The answerable questions of the four SQuAD v2.0 tune-half articles that are odd there and even in v1.1
-    (``training/calibrate_reader.py`` fits on them; training and the reports leave them out), in file order,
+    """The answerable questions of SQuAD's calibration articles (``evaluation.squad_calibration_articles``), in file order,
     as (question, gold paragraph, answers, the article's other paragraphs, id) like ``bench_reader.squad_odd``."""
     v20 = json.loads((data / "squad-dev-v2.0-tune-half.json").read_text())["data"]
     v11 = json.loads((data / "squad-dev-v1.1.json").read_text())["data"]
-    v11_even = {a["title"] for i, a in enumerate(v11) if i % 2 == 0}
+    articles = squad_calibration_articles(v11, v20)
     rows = []
     for i, art in enumerate(v20):
-        if i % 2 == 1 and art["title"] in v11_even:
+        if i in articles:
             paras = [p["context"] for p in art["paragraphs"]]
             for p in art["paragraphs"]:
                 for qa in p["qas"]:

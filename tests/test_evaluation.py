@@ -106,3 +106,14 @@ def test_reliability_bins_confidence_against_how_often_it_was_right():
         Bin("0.5-0.6", 1, 0.5, 1.0),
         Bin("0.9-1.0", 3, 0.957, 0.667),
     )
+
+
+def test_calibration_articles_are_odd_in_v2_and_even_in_v1():
+    from regional_chat.evaluation import squad_calibration_articles
+
+    v11 = [{"title": t} for t in ("A", "B", "C", "D", "E")]  # even: A, C, E
+    v20 = [{"title": t} for t in ("C", "A", "B", "E", "D", "C")]  # odd indices 1, 3, 5: A, E, C
+    assert squad_calibration_articles(v11, v20) == {1, 3, 5}
+    v20[3] = {"title": "D"}  # odd in both files: the reports' article, never calibration's
+    assert squad_calibration_articles(v11, v20) == {1, 5}
+    assert squad_calibration_articles(v11, [{"title": "A"}]) == set()  # index 0 is even in v2.0

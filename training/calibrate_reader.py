@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
-from regional_chat.evaluation import article_left_out, f1_score, read_squad, reliability, write_contexts_corpus  # noqa: E402
+from regional_chat.evaluation import article_left_out, f1_score, read_squad, reliability, squad_calibration_articles, write_contexts_corpus  # noqa: E402
 from regional_chat.build import build_index  # noqa: E402
 from regional_chat.store import load_index
 from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer, calibration_file  # noqa: E402
@@ -90,8 +90,7 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, wrong_cost: float, floor: flo
 def squad_rows(bot: Assistant, data: Path, limit: int = 0) -> list[tuple[list[float], int, str]]:
     v20 = json.loads((data / "squad-dev-v2.0-tune-half.json").read_text())["data"]
     v11 = json.loads((data / "squad-dev-v1.1.json").read_text())["data"]
-    v11_even = {a["title"] for i, a in enumerate(v11) if i % 2 == 0}
-    calib_articles = {i for i, a in enumerate(v20) if i % 2 == 1 and a["title"] in v11_even}
+    calib_articles = squad_calibration_articles(v11, v20)
     _, questions = read_squad(data / "squad-dev-v2.0-tune-half.json")
     rows = []
     questions = [q for q in questions if q.article in calib_articles]

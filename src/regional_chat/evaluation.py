@@ -99,6 +99,15 @@ def read_squad(path: str | Path) -> tuple[list[tuple[str, str, str]], list[Quest
     return paragraphs, questions
 
 
+def squad_calibration_articles(v11: Sequence[Mapping], v20: Sequence[Mapping]) -> set[int]:
+    """Indices in the SQuAD v2.0 tune half (``v20``, its ``data`` list) of the articles odd-indexed there and
+    even-indexed in v1.1 (``v11``): the reader's training takes v1.1's even articles less v2.0's odd ones, the
+    reports read the other odd halves, so these four are where the reader's confidence is fitted
+    (``training/calibrate_reader.py``) and where readers are compared (``bench/bench_backbones.py``)."""
+    v11_even = {a["title"] for i, a in enumerate(v11) if i % 2 == 0}
+    return {i for i, a in enumerate(v20) if i % 2 == 1 and a["title"] in v11_even}
+
+
 def write_contexts_corpus(paragraphs: Sequence[tuple[str, str, str]], folder: Path) -> Path:
     """The paragraphs as one JSON Lines corpus file; left untouched when already identical."""
     folder.mkdir(parents=True, exist_ok=True)
