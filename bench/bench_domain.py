@@ -1,6 +1,7 @@
 """The domain dev set (bench/devset/domain-dev.jsonl) through the assistant, exactly as it is served.
 
     .venv/bin/python bench/bench_domain.py [--model e5|minilm]     # default: the product's default encoder (e5)
+    .venv/bin/python bench/bench_domain.py --reader DIR --out F    # another trained reader (its calibrations beside it)
 
 The corpus is the 185 UN General Assembly speeches of ../shared/data (one JSON Lines file) plus the
 shipped article; it is indexed under /tmp/rc-domain/<model>/ (reused while up to date). Each question
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from regional_chat import countries  # noqa: E402
-from regional_chat.assistant import Assistant  # noqa: E402
+from regional_chat.assistant import Assistant, make_answerer  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
 from regional_chat.evaluation import f1_score  # noqa: E402
 from regional_chat.build import build_index  # noqa: E402
@@ -120,9 +121,11 @@ def main() -> int:
     p.add_argument("--model", default=DEFAULT_MODEL, help="the encoder (default: the product's, %(default)s)")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--reader", type=Path, default=None,
+                   help="another trained reader folder, its calibration files beside it (default: the shipped one); give --out too")
     args = p.parse_args()
     settings = Settings(model=args.model)
-    bot = domain_assistant(settings, args.data)
+    bot = domain_assistant(settings, args.data, answerer=make_answerer(settings, args.reader) if args.reader else None)
     bot.warm_up()  # warm latency: the models loaded and every country alias compiled, as a server is once it is up
     countries.warm_up()
     rows = load_devset("all")
@@ -143,6 +146,7 @@ def main() -> int:
     report = {
         "answerer": "reader",
         "model": args.model,
+        "reader": str(args.reader or "shipped"),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "bench/bench_domain.py " + " ".join(sys.argv[1:]),
         "splits": {split: report_of(split) for split in ("dev", "test", "all")},

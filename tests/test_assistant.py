@@ -198,3 +198,26 @@ def test_use_answerer_takes_over_from_the_next_question_and_answered_is_set(corp
     bot.use_answerer(second)
     ans = bot.answer("Where did the ministers meet?")
     assert (len(first.read), len(second.read), ans.confidence) == (1, 1, 0.8)
+
+
+def test_make_answerer_reads_another_reader_folder_with_its_own_calibration(tmp_path):
+    # bench_domain.py --reader: a trained reader and the calibration files beside it, not the shipped ones
+    import json
+
+    from regional_chat.assistant import make_answerer
+    from regional_chat.reading.answerer import calibration_file
+    from regional_chat.reading.reader import WEIGHTS
+
+    folder = tmp_path / "reader"
+    folder.mkdir()
+    for f in WEIGHTS.iterdir():
+        if f.is_file():
+            (folder / f.name).symlink_to(f)
+    settings = Settings(model="e5", engine="numpy")
+    name = calibration_file(settings.model)
+    shipped = json.loads((WEIGHTS / name).read_text())
+    (folder / name).unlink()
+    (folder / name).write_text(json.dumps(dict(shipped, threshold=0.9123)))
+    answerer = make_answerer(settings, folder)
+    assert answerer.reader.folder == folder and answerer.calibration.threshold == 0.9123
+    assert make_answerer(settings).calibration.threshold == shipped["threshold"] != 0.9123

@@ -26,12 +26,13 @@ from .types import Answer, BuildReport, Document, Filter, Hit
 
 
 
-def make_answerer(settings: Settings):
-    """The answer step: the trained reader shipped in reading/weights, run by ``settings.engine`` in ``settings.dtype``."""
+def make_answerer(settings: Settings, folder: str | Path | None = None):
+    """The answer step: the trained reader in ``folder`` (default: the one shipped in reading/weights) with the
+    calibrations beside it, run by ``settings.engine`` in ``settings.dtype``."""
     from .reading.answerer import ReaderAnswerer, load_calibration
     from .reading.reader import Reader
 
-    reader = Reader(dtype=settings.dtype, engine=settings.engine)
+    reader = Reader(folder, dtype=settings.dtype, engine=settings.engine)
     return ReaderAnswerer(reader, load_calibration(reader.folder, settings.model), headers=settings.reader_headers)
 
 
