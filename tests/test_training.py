@@ -165,3 +165,36 @@ def test_a_failed_rebuild_step_leaves_the_weights_alone(tmp_path, monkeypatch):
     assert rebuild.main(args) == 0
     assert ran == ["train_reader.py", "train_reader.py", "calibrate_reader.py", "calibrate_reader.py", "calibrate_crosslingual.py"]
     assert (out / "model.safetensors").read_bytes() == b"new" and (out / "MODEL_CARD.md").read_text() == "by hand"
+
+
+@pytest.mark.slow
+def test_a_run_stopped_and_resumed_ends_with_the_weights_of_one_unbroken_run(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _squad(data / "squad-dev-v1.1.json", with_impossible=False)
+    _squad(data / "squad-dev-v2.0-tune-half.json", with_impossible=True)
+    train = _train_module()
+    # small batches: one epoch is a few steps, so the run crosses an epoch and stops in the middle of one
+    common = ["--data", str(data), "--steps", "7", "--lr", "5e-4", "--warmup", "0.1", "--windows-per-batch", "4",
+              "--log-every", "1", "--threads", "1", "--device", "cpu", "--precision", "fp32"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert train.main(common + ["--out", str(whole)]) == 0
+    assert train.main(common + ["--out", str(parts), "--stop-after", "3"]) == 3
+    assert (parts / "checkpoint.pt").is_file() and not (parts / "model.safetensors").exists()
+    # the next sitting must be the same run: other arguments are refused, and so is starting over on top of it
+    with pytest.raises(SystemExit, match="--lr"):
+        train.main([("1e-4" if a == "5e-4" else a) for a in common] + ["--out", str(parts), "--resume"])
+    with pytest.raises(SystemExit, match="--resume"):
+        train.main(common + ["--out", str(parts)])
+    assert train.main(common + ["--out", str(parts), "--resume", "--stop-after", "2", "--checkpoint-every", "1"]) == 3
+    assert train.main(common + ["--out", str(parts), "--resume"]) == 0
+    assert not (parts / "checkpoint.pt").exists()
+    a, b = load_file(str(whole / "model.safetensors")), load_file(str(parts / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    meta_a, meta_b = (json.loads((d / "reader.json").read_text())["trained"] for d in (whole, parts))
+    assert meta_a["loss_curve"] == meta_b["loss_curve"] and meta_b["steps"] == 7
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        train.main(common + ["--out", str(tmp_path / "nothing"), "--resume"])

@@ -3,6 +3,11 @@
     python training/rebuild.py                  # writes src/regional_chat/reading/weights (hours on 2 CPU cores)
     python training/rebuild.py --dry-run        # only print the commands
     python training/rebuild.py --out /tmp/r     # somewhere else (then bench/bench_reader.py --reader /tmp/r)
+    python training/rebuild.py --backbone e5 --work /tmp/rc-e5 --out /tmp/r-e5   # the same recipe on e5's encoder
+
+A rebuild stopped part-way (Ctrl-C, a closed session) goes on where it stood when run again with the same
+``--work``: a training stage that kept a checkpoint there resumes from it (``train_reader.py --resume``), and
+a stage whose reader in ``--work`` was made by the very command planned now is kept, not trained again.
 
 The steps are the commands training/README.md lists, run one after the other with this Python; the first that
 fails stops the rebuild. Everything is made in ``--work`` and the files it made are copied into ``--out`` only
@@ -15,6 +20,7 @@ commands, seeds, data hashes and times; the calibration files say what they were
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import shutil
 import subprocess
@@ -25,22 +31,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "regional_chat" / "reading" / "weights"
 TRAINING = ROOT / "training"
+CHECKPOINT = "checkpoint.pt"  # train_reader.CHECKPOINT: a stage stopped part-way keeps it in its --out
 
 # what a rebuild makes; anything else in --out (the model card) is left alone
 MADE = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "reader.json",
         "calibration.json", "calibration-e5.json", "calibration-crosslingual.json")
 
 
-def steps(work: Path, data: Path, device: str = "auto", precision: str = "auto") -> list[tuple[str, list[str]]]:
+def steps(work: Path, data: Path, device: str = "auto", precision: str = "auto", backbone: str = "minilm") -> list[tuple[str, list[str]]]:
     """(name, script arguments) of each step, in order; every step reads or writes under ``work``."""
     stage1, reader = work / "stage1", work / "reader"
     train = ["--data", str(data), "--device", device, "--precision", precision, "--log-every", "25"]
     return [
-        ("stage 1: a new span head on the packaged MiniLM, one BM25 distractor a question",
-         ["train_reader.py", "--backbone", "minilm", "--epochs", "1", "--seed", "13", "--out", str(stage1), *train]),
+        (f"stage 1: a new span head on the packaged {backbone}, one BM25 distractor a question",
+         ["train_reader.py", "--backbone", backbone, "--epochs", "1", "--seed", "13", "--out", str(stage1), *train]),
         ("stage 2: one epoch more at half the learning rate, two distractors, another data order",
-         ["train_reader.py", "--init", str(stage1), "--epochs", "1", "--lr", "5e-5", "--distractors", "2", "--seed", "14",
-          "--out", str(reader), *train]),
+         ["train_reader.py", "--backbone", backbone, "--init", str(stage1), "--epochs", "1", "--lr", "5e-5", "--distractors", "2",
+          "--seed", "14", "--out", str(reader), *train]),
         ("confidence and threshold, MiniLM retrieval",
          ["calibrate_reader.py", "--reader", str(reader), "--data", str(data), "--work", str(work / "calibrate-minilm"),
           "--rows", str(work / "calibration-rows.json")]),
@@ -53,6 +60,16 @@ def steps(work: Path, data: Path, device: str = "auto", precision: str = "auto")
     ]
 
 
+def made_by(cmd: list[str]) -> bool:
+    """True when a training step's ``--out`` already holds the whole reader that exactly this command makes."""
+    out = Path(cmd[cmd.index("--out") + 1])
+    try:
+        recorded = json.loads((out / "reader.json").read_text(encoding="utf-8"))["trained"]["command"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return not (out / CHECKPOINT).exists() and recorded == "python training/train_reader.py " + " ".join(cmd[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -60,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/rc-rebuild"))
     p.add_argument("--device", default="auto", help="passed to train_reader.py: auto (CUDA when present), cpu or cuda")
     p.add_argument("--precision", default="auto", help="passed to train_reader.py: auto, bf16 or fp32")
+    p.add_argument("--backbone", default="minilm", choices=("minilm", "e5"), help="the encoder the reader is trained from")
     p.add_argument("--dry-run", action="store_true", help="print the commands and stop")
     args = p.parse_args(argv)
-    plan = steps(args.work, args.data, args.device, args.precision)
+    plan = steps(args.work, args.data, args.device, args.precision, args.backbone)
     for name, cmd in plan:
         print(f"# {name}\n{shlex.join([Path(sys.executable).name, 'training/' + cmd[0], *cmd[1:]])}")
     if args.dry_run:
@@ -74,7 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     for k, (name, cmd) in enumerate(plan, 1):
         t = time.time()
         print(f"\n== step {k}/{len(plan)}: {name}", flush=True)
-        done = subprocess.run([sys.executable, str(TRAINING / cmd[0]), *cmd[1:]], cwd=ROOT)
+        extra: list[str] = []
+        if cmd[0] == "train_reader.py":
+            if made_by(cmd):
+                print(f"== step {k}: kept, {cmd[cmd.index('--out') + 1]} was made by this command", flush=True)
+                continue
+            if (Path(cmd[cmd.index("--out") + 1]) / CHECKPOINT).exists():
+                extra = ["--resume"]  # a stopped sitting of this stage: go on from its checkpoint
+        done = subprocess.run([sys.executable, str(TRAINING / cmd[0]), *cmd[1:], *extra], cwd=ROOT)
         if done.returncode != 0:
             print(f"step {k} failed (exit {done.returncode}); {args.out} is unchanged.", file=sys.stderr)
             return done.returncode

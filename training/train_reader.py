@@ -3,6 +3,13 @@
     python training/rebuild.py                           # the shipped reader: both stages, then the calibrations
     python training/train_reader.py --epochs 1 --out /tmp/r   # one stage (training/README.md lists the two)
     python training/train_reader.py --limit 64 --steps 6 --out /tmp/r   # a smoke run
+    python training/train_reader.py --backbone e5 --epochs 1 --out /tmp/r --stop-after 300   # in sittings:
+    python training/train_reader.py --backbone e5 --epochs 1 --out /tmp/r --resume           # ... and on
+
+A long CPU run keeps a checkpoint (``<out>/checkpoint.pt``: weights, optimiser, schedule, random
+states, where it stood in the epoch) every ``--checkpoint-every`` steps, on Ctrl-C or SIGTERM, and
+at ``--stop-after``; ``--resume`` goes on from it with the same arguments, and ends with the weights
+a run without the break would have written (tests/test_training.py checks this on the CPU).
 
 Data (nothing of it is committed; its SHA-256 goes into reader.json):
   * SQuAD v1.1 dev, even-indexed articles, except the four that are odd in the SQuAD v2.0 tune
@@ -23,6 +30,7 @@ import hashlib
 import json
 import math
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -332,7 +340,50 @@ def build_parser() -> argparse.ArgumentParser:
                         "(AVX512-BF16 or AMX), else fp32 (emulated bf16 took 2.6 times fp32's time a step on an Intel Xeon "
                         "without them: bench/results/train-step.json)")
     p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--checkpoint-every", type=int, default=50,
+                   help="keep <out>/checkpoint.pt every this many steps (0: only on Ctrl-C, SIGTERM or --stop-after)")
+    p.add_argument("--stop-after", type=int, default=0,
+                   help="stop with a checkpoint after this many steps of this sitting (0: run to the end); go on with --resume")
+    p.add_argument("--resume", action="store_true", help="go on from <out>/checkpoint.pt, made by a run with the same arguments")
     return p
+
+
+# arguments that may differ between the sittings of one run: they change nothing that is learned
+SITTING_ARGS = {"out", "log_every", "checkpoint_every", "stop_after", "resume", "threads"}
+CHECKPOINT = "checkpoint.pt"
+
+
+def run_signature(args: argparse.Namespace) -> dict:
+    """What a checkpoint must have been made with for ``--resume`` to go on from it."""
+    return {k: str(v) for k, v in sorted(vars(args).items()) if k not in SITTING_ARGS}
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write the checkpoint whole or not at all: a kill while writing leaves the previous one."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, args: argparse.Namespace) -> dict:
+    import torch
+
+    if not path.is_file():
+        raise SystemExit(f"--resume: no checkpoint at {path} (a run keeps one there every --checkpoint-every steps).")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise SystemExit(f"--resume: {path} is not a readable checkpoint ({exc.__class__.__name__}: {exc}).") from exc
+    mine = run_signature(args)
+    theirs = state.get("signature", {})
+    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differ:
+        detail = ", ".join(f"--{k.replace('_', '-')} {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in differ)
+        raise SystemExit(f"--resume: {path} was made with other arguments ({detail}); resume with the same ones.")
+    return state
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,29 +430,75 @@ def main(argv: list[str] | None = None) -> int:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     pad = tokenizer.pad_token_id or 0
     step, losses, curve = 0, [], []
+    epoch, done_in_epoch, seconds_before = 0, 0, 0.0
+    checkpoint = args.out / CHECKPOINT
+    if args.resume:
+        state = load_checkpoint(checkpoint, args)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])
+        if device == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        step, epoch, done_in_epoch = state["step"], state["epoch"], state["done_in_epoch"]
+        losses, curve, seconds_before = state["losses"], state["curve"], state["seconds"]
+        print(f"resumed from {checkpoint} at step {step}/{total}", flush=True)
+    elif checkpoint.exists():
+        raise SystemExit(f"{checkpoint} exists: go on from it with --resume, or delete it to start again.")
+
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):  # finish the step in hand, keep a checkpoint, then stop
+        stop["signal"] = signum
+
+    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     t_train = time.time()
-    epoch = 0
-    while step < total:
-        for batch in batches(feats, args.windows_per_batch, random.Random(args.seed + epoch)):
-            if step >= total:
-                break
-            ids, types, att, ctx, starts, ends = (t.to(device) for t in collate(batch, pad))
-            with torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = model(input_ids=ids, token_type_ids=types, attention_mask=att)
-            loss = loss_of(out.start_logits.float(), out.end_logits.float(), ctx, starts, ends, [f.qid for f in batch], args.shared_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            if step % args.log_every == 0 or step == total:
-                mean = float(np.mean(losses[-args.log_every :]))
-                curve.append([step, round(mean, 4)])
-                print(f"step {step}/{total}  loss {mean:.3f}  {time.time() - t_train:.0f} s", flush=True)
-        epoch += 1
-    seconds = time.time() - t_train
+
+    def keep() -> None:
+        save_checkpoint(checkpoint, {
+            "signature": run_signature(args), "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "schedule": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None,
+            "step": step, "epoch": epoch, "done_in_epoch": done_in_epoch, "losses": losses, "curve": curve,
+            "seconds": seconds_before + time.time() - t_train,
+        })
+
+    sitting = 0
+    try:
+        while step < total:
+            for batch in batches(feats, args.windows_per_batch, random.Random(args.seed + epoch))[done_in_epoch:]:
+                if step >= total:
+                    break
+                ids, types, att, ctx, starts, ends = (t.to(device) for t in collate(batch, pad))
+                with torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    out = model(input_ids=ids, token_type_ids=types, attention_mask=att)
+                loss = loss_of(out.start_logits.float(), out.end_logits.float(), ctx, starts, ends, [f.qid for f in batch], args.shared_weight)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                step += 1
+                sitting += 1
+                done_in_epoch += 1
+                losses.append(float(loss.detach()))
+                if step % args.log_every == 0 or step == total:
+                    mean = float(np.mean(losses[-args.log_every :]))
+                    curve.append([step, round(mean, 4)])
+                    print(f"step {step}/{total}  loss {mean:.3f}  {seconds_before + time.time() - t_train:.0f} s", flush=True)
+                if step < total and (stop["signal"] is not None or sitting == args.stop_after):
+                    keep()
+                    why = f"signal {stop['signal']}" if stop["signal"] is not None else f"--stop-after {args.stop_after}"
+                    print(f"stopped ({why}) at step {step}/{total}; go on with the same arguments and --resume", flush=True)
+                    return 3
+                if args.checkpoint_every and step % args.checkpoint_every == 0 and step < total:
+                    keep()
+            epoch += 1
+            done_in_epoch = 0
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    seconds = seconds_before + time.time() - t_train
     args.out.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(str(args.out))
     save_file(reader_model.shipped_tensors(model, args.backbone), str(args.out / "model.safetensors"))
@@ -446,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["stages"] = init_meta.get("stages", []) + [init_meta["trained"]]
     (args.out / "reader.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     probe = record_probe(args.out)
+    (args.out / CHECKPOINT).unlink(missing_ok=True)  # the run is whole: nothing left to resume
     print(f"probe: {probe['question']!r} -> {probe['text']!r}")
     print(f"wrote {args.out} after {step} steps in {seconds:.0f} s; loss {curve[0][1] if curve else '-'} -> {curve[-1][1] if curve else '-'}")
     return 0
