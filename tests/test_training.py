@@ -198,3 +198,38 @@ def test_a_run_stopped_and_resumed_ends_with_the_weights_of_one_unbroken_run(tmp
     assert meta_a["loss_curve"] == meta_b["loss_curve"] and meta_b["steps"] == 7
     with pytest.raises(SystemExit, match="no checkpoint"):
         train.main(common + ["--out", str(tmp_path / "nothing"), "--resume"])
+
+
+def test_a_rebuild_run_again_keeps_finished_stages_and_resumes_a_stopped_one(tmp_path, monkeypatch):
+    import subprocess
+
+    rebuild = _rebuild_module()
+    work, data = tmp_path / "work", tmp_path / "data"
+    data.mkdir()
+    plan = rebuild.steps(work, data, "auto", "auto", "e5")
+    stage1_cmd, stage2_cmd = (cmd for _, cmd in plan if cmd[0] == "train_reader.py")
+    assert stage1_cmd[stage1_cmd.index("--backbone") + 1] == stage2_cmd[stage2_cmd.index("--backbone") + 1] == "e5"
+    # stage 1 finished in an earlier sitting by exactly this command; stage 2 was stopped with a checkpoint
+    (work / "stage1").mkdir(parents=True)
+    (work / "stage1" / "reader.json").write_text(json.dumps(
+        {"trained": {"command": "python training/train_reader.py " + " ".join(stage1_cmd[1:])}}))
+    (work / "reader").mkdir()
+    (work / "reader" / "checkpoint.pt").write_bytes(b"ckpt")
+    ran = []
+
+    def fake_run(cmd, cwd=None):
+        ran.append(cmd[1:])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(rebuild.subprocess, "run", fake_run)
+    args = ["--data", str(data), "--out", str(tmp_path / "out"), "--work", str(work), "--backbone", "e5"]
+    assert rebuild.main(args) == 0
+    assert [Path(c[0]).name for c in ran] == ["train_reader.py", "calibrate_reader.py", "calibrate_reader.py", "calibrate_crosslingual.py"]
+    assert ran[0][1:] == stage2_cmd[1:] + ["--resume"]
+    # a stage made by another command (here: another seed) is trained again, from the start
+    ran.clear()
+    (work / "reader" / "checkpoint.pt").unlink()
+    (work / "stage1" / "reader.json").write_text(json.dumps(
+        {"trained": {"command": "python training/train_reader.py " + " ".join(stage1_cmd[1:]).replace("--seed 13", "--seed 12")}}))
+    assert rebuild.main(args) == 0
+    assert ran[0][1:] == stage1_cmd[1:] and ran[1][1:] == stage2_cmd[1:]
