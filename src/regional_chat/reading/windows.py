@@ -53,6 +53,19 @@ def trim_question(tokenizer: Any, question: str, max_tokens: int) -> str:
     return question[: offsets[max_tokens - 1][1]]
 
 
+def _skip_space(text: str, a: int, b: int) -> int:
+    """The start of token [a, b) without the white space before its word.
+
+    A SentencePiece token ("▁Preventive", e5's tokenizer) spans the space before its word: a span
+    starting there would quote " Preventive Diplomacy", and the first word of a passage read under a
+    header would start in the header's line break, out of the passage. A token of white space alone
+    comes back as b: no span starts or ends in it.
+    """
+    while a < b and text[a].isspace():
+        a += 1
+    return a
+
+
 def make_windows(
     tokenizer: Any,
     question: str,
@@ -97,10 +110,10 @@ def make_windows(
         tok.no_truncation()
     windows = []
     for sample, first in enumerate(encodings):
-        k = shift[sample]
+        k, text = shift[sample], texts[sample]
         for enc in [first, *first.overflowing]:
             offsets = tuple(
-                (int(o[0]) - k, int(o[1]) - k) if s == 1 and o[1] > o[0] and o[0] >= k else (-1, -1)
+                (a - k, int(o[1]) - k) if s == 1 and (a := _skip_space(text, int(o[0]), int(o[1]))) < o[1] and a >= k else (-1, -1)
                 for s, o in zip(enc.sequence_ids, enc.offsets)
             )
             windows.append(Window(passage=sample, input_ids=tuple(enc.ids), token_type_ids=tuple(enc.type_ids), offsets=offsets))
