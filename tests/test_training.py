@@ -198,6 +198,10 @@ def test_a_run_stopped_and_resumed_ends_with_the_weights_of_one_unbroken_run(tmp
     assert meta_a["loss_curve"] == meta_b["loss_curve"] and meta_b["steps"] == 7
     with pytest.raises(SystemExit, match="no checkpoint"):
         train.main(common + ["--out", str(tmp_path / "nothing"), "--resume"])
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut short")  # a file cut off while copied
+    with pytest.raises(SystemExit, match="not a readable checkpoint"):
+        train.main(common + ["--out", str(tmp_path / "torn"), "--resume"])
 
 
 def test_a_rebuild_run_again_keeps_finished_stages_and_resumes_a_stopped_one(tmp_path, monkeypatch):
