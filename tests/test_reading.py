@@ -419,3 +419,20 @@ def test_forward_passes_of_any_size_read_the_same_spans(engine, monkeypatch):
         assert a.windows == b.windows > 3
         assert [(s.window, s.start, s.end) for s in a.spans] == [(s.window, s.start, s.end) for s in b.spans]
         assert max(abs(x.score - y.score) for x, y in zip(a.spans, b.spans)) < 1e-4 and abs(a.null - b.null) < 1e-4
+
+
+def test_what_trains_is_what_is_shipped_for_each_backbone():
+    """e5's word embeddings are not shipped (the packaged e5 gives them back): they must never train, not even when a
+    second stage starts from a trained reader, whose loading leaves every weight trainable."""
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from regional_chat.reading.model import FROZEN_E5, freeze, shipped_names, shipped_tensors
+
+    model = BertForQuestionAnswering(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16))
+    trainable = lambda: {n for n, p in model.named_parameters() if p.requires_grad}  # noqa: E731
+    assert FROZEN_E5 in trainable() and not trainable() <= shipped_names(model, "e5")  # as load_trained leaves it
+    freeze(model, "minilm")
+    assert FROZEN_E5 in trainable() <= shipped_names(model, "minilm") == set(shipped_tensors(model, "minilm"))
+    freeze(model, "e5")
+    assert FROZEN_E5 not in trainable() and trainable() <= shipped_names(model, "e5") == set(shipped_tensors(model, "e5"))
+    assert FROZEN_E5 not in shipped_tensors(model, "e5")

@@ -410,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer, init_meta = reader_model.load_trained(args.init, "float32")
         if init_meta["backbone"] != args.backbone:
             raise SystemExit(f"--init {args.init} is a {init_meta['backbone']} reader, not {args.backbone}.")
+        reader_model.freeze(model, args.backbone)  # load_trained gives every weight trainable
     else:
         model, tokenizer = reader_model.new_model(args.backbone)
         init_meta = None
@@ -423,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     model.to(device)
     model.train()
     params = [p_ for p_ in model.parameters() if p_.requires_grad]
+    lost = sorted(n for n, p_ in model.named_parameters() if p_.requires_grad and n not in reader_model.shipped_names(model, args.backbone))
+    if lost:  # a weight that trains but is not written would be trained for nothing, and served untrained
+        raise SystemExit(f"these weights would train but are not shipped: {', '.join(lost)}")
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     per_epoch = len(batches(feats, args.windows_per_batch, random.Random(0)))
     total = args.steps or max(1, int(math.ceil(per_epoch * args.epochs)))
@@ -434,9 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.out / CHECKPOINT
     if args.resume:
         state = load_checkpoint(checkpoint, args)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["schedule"])
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["schedule"])
+        except (RuntimeError, ValueError, KeyError) as exc:  # made by other code: other weights or other trainable ones
+            raise SystemExit(f"--resume: {checkpoint} does not fit this model and optimiser ({exc}); delete it to start again.") from exc
         torch.set_rng_state(state["torch_rng"])
         if device == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"])

@@ -70,19 +70,32 @@ def new_model(backbone: str) -> tuple[Any, Any]:
         model = AutoModelForQuestionAnswering.from_pretrained(str(folder), local_files_only=True)
     finally:
         hf_logging.set_verbosity(verbosity)
+    return freeze(model, backbone), load_tokenizer(folder)
+
+
+def freeze(model: Any, backbone: str) -> Any:
+    """``model`` with what is not shipped kept from training: e5's word embeddings (96 M of its 118 M weights).
+
+    ``shipped_tensors`` leaves them out and ``load_trained`` takes them from the packaged e5, so a change
+    training made to them would be lost: they must not train, in a first stage or in one that starts
+    from a trained reader (``train_reader.py --init``).
+    """
     if backbone == "e5":
         model.get_input_embeddings().weight.requires_grad_(False)
-    return model, load_tokenizer(folder)
+    return model
 
 
 def shipped_tensors(model: Any, backbone: str) -> dict[str, Any]:
     """The trained tensors to ship, in bfloat16 (the frozen e5 word embeddings left out)."""
     import torch
 
-    state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
-    if backbone == "e5":
-        state.pop(FROZEN_E5)
-    return state
+    keep = shipped_names(model, backbone)
+    return {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items() if k in keep}
+
+
+def shipped_names(model: Any, backbone: str) -> set[str]:
+    """The names of the tensors ``shipped_tensors`` writes: all but e5's word embeddings."""
+    return {k for k in model.state_dict() if not (backbone == "e5" and k == FROZEN_E5)}
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
