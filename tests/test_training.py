@@ -237,3 +237,33 @@ def test_a_rebuild_run_again_keeps_finished_stages_and_resumes_a_stopped_one(tmp
         {"trained": {"command": "python training/train_reader.py " + " ".join(stage1_cmd[1:]).replace("--seed 13", "--seed 12")}}))
     assert rebuild.main(args) == 0
     assert ran[0][1:] == stage1_cmd[1:] and ran[1][1:] == stage2_cmd[1:]
+
+
+def test_a_rebuild_elsewhere_leaves_the_repository_reports_alone(tmp_path, monkeypatch):
+    import subprocess
+
+    rebuild = _rebuild_module()
+    work, data, results = tmp_path / "work", tmp_path / "data", tmp_path / "bench-results"
+    data.mkdir()
+    results.mkdir()
+    monkeypatch.setattr(rebuild, "RESULTS", results)
+    # every calibration writes its report under --work, never straight into bench/results
+    for _, cmd in rebuild.steps(work, data):
+        if cmd[0] != "train_reader.py":
+            assert Path(cmd[cmd.index("--results") + 1]).parent == work / "results"
+
+    def fake_run(cmd, cwd=None):
+        if "--results" in cmd:
+            report = Path(cmd[cmd.index("--results") + 1])
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text("{}")
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(rebuild.subprocess, "run", fake_run)
+    args = ["--data", str(data), "--work", str(work)]
+    assert rebuild.main(args + ["--out", str(tmp_path / "elsewhere")]) == 0
+    assert list(results.iterdir()) == []
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(rebuild, "WEIGHTS", shipped)
+    assert rebuild.main(args + ["--out", str(shipped)]) == 0
+    assert sorted(p.name for p in results.iterdir()) == ["calibration-e5.json", "calibration.json", "crosslingual.json"]

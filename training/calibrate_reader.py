@@ -177,6 +177,7 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=0, help="at most this many SQuAD questions (smoke runs)")
     p.add_argument("--no-headers", action="store_true", help="read passages without their documents' context headers")
     p.add_argument("--model", default="minilm", help="the encoder retrieval uses (its fused scores are a feature): minilm or e5")
+    p.add_argument("--results", type=Path, default=None, help="where the report goes (default: bench/results/<the calibration's file name>)")
     p.add_argument("--left-out-refused", type=float, default=0.97,
                    help="the threshold refuses at least this share of the fit's questions asked with their article left out")
     args = p.parse_args()
@@ -238,7 +239,9 @@ def main() -> int:
         "domain_dev_by_threshold": threshold_table(np.array([cal.probability(r[0]) for r in dev]), np.array([r[1] for r in dev]), args.wrong_cost) if dev else [],
         "seconds": round(time.time() - t0, 1),
     }
-    (ROOT / "bench" / "results" / calibration_file(args.model)).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    report = args.results or ROOT / "bench" / "results" / calibration_file(args.model)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in result.items() if not k.startswith("reliability")}, indent=1))
     return 0
 

@@ -12,7 +12,8 @@ a stage whose reader in ``--work`` was made by the very command planned now is k
 The steps are the commands training/README.md lists, run one after the other with this Python; the first that
 fails stops the rebuild. Everything is made in ``--work`` and the files it made are copied into ``--out`` only
 when every step has passed, so a failed or stopped rebuild leaves the shipped reader as it was (the model
-card, written by hand, is kept). Each script records what it did itself: ``reader.json`` holds both stages'
+card, written by hand, is kept). The calibrations' reports go to ``--work``/results, and to bench/results only when
+``--out`` is the shipped folder: a reader rebuilt elsewhere leaves the repository's figures alone. Each script records what it did itself: ``reader.json`` holds both stages'
 commands, seeds, data hashes and times; the calibration files say what they were fitted on.
 ``tests/test_training.py`` checks that the training steps here are the ones the shipped ``reader.json`` records.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "regional_chat" / "reading" / "weights"
 TRAINING = ROOT / "training"
+RESULTS = ROOT / "bench" / "results"
 CHECKPOINT = "checkpoint.pt"  # train_reader.CHECKPOINT: a stage stopped part-way keeps it in its --out
 
 # what a rebuild makes; anything else in --out (the model card) is left alone
@@ -40,7 +42,7 @@ MADE = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.
 
 def steps(work: Path, data: Path, device: str = "auto", precision: str = "auto", backbone: str = "minilm") -> list[tuple[str, list[str]]]:
     """(name, script arguments) of each step, in order; every step reads or writes under ``work``."""
-    stage1, reader = work / "stage1", work / "reader"
+    stage1, reader, reports = work / "stage1", work / "reader", work / "results"
     train = ["--data", str(data), "--device", device, "--precision", precision, "--log-every", "25"]
     return [
         (f"stage 1: a new span head on the packaged {backbone}, one BM25 distractor a question",
@@ -50,13 +52,13 @@ def steps(work: Path, data: Path, device: str = "auto", precision: str = "auto",
           "--seed", "14", "--out", str(reader), *train]),
         ("confidence and threshold, MiniLM retrieval",
          ["calibrate_reader.py", "--reader", str(reader), "--data", str(data), "--work", str(work / "calibrate-minilm"),
-          "--rows", str(work / "calibration-rows.json")]),
+          "--rows", str(work / "calibration-rows.json"), "--results", str(reports / "calibration.json")]),
         ("confidence and threshold, e5 retrieval",
          ["calibrate_reader.py", "--reader", str(reader), "--data", str(data), "--model", "e5", "--work", str(work / "calibrate-e5"),
-          "--rows", str(work / "calibration-rows-e5.json")]),
+          "--rows", str(work / "calibration-rows-e5.json"), "--results", str(reports / "calibration-e5.json")]),
         ("confidence of the cross-lingual path (Russian and Kazakh questions)",
          ["calibrate_crosslingual.py", "--reader", str(reader), "--data", str(data), "--work", str(work / "crosslingual"),
-          "--rows", str(work / "crosslingual-rows.json")]),
+          "--rows", str(work / "crosslingual-rows.json"), "--results", str(reports / "crosslingual.json")]),
     ]
 
 
@@ -109,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in MADE:
         if (made / name).is_file():
             shutil.copyfile(made / name, args.out / name)
+    # the calibrations' reports describe the shipped reader: bench/results gets them only when that is what was rebuilt
+    if args.out.resolve() == WEIGHTS.resolve():
+        for report in sorted((args.work / "results").glob("*.json")):
+            shutil.copyfile(report, RESULTS / report.name)
     print(f"\nrebuilt {args.out} in {time.time() - t0:.0f} s; measure it with bench/bench_reader.py --reader {args.out}")
     return 0
 
