@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "regional_chat" / "reading" / "weights"
 TRAINING = ROOT / "training"
 RESULTS = ROOT / "bench" / "results"
-CHECKPOINT = "checkpoint.pt"  # train_reader.CHECKPOINT: a stage stopped part-way keeps it in its --out
+sys.path.insert(0, str(TRAINING))
+
+from train_reader import CHECKPOINT, recorded_command  # noqa: E402
 
 # what a rebuild makes; anything else in --out (the model card) is left alone
 MADE = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "reader.json",
@@ -62,14 +64,13 @@ def steps(work: Path, data: Path, device: str = "auto", precision: str = "auto",
     ]
 
 
-def made_by(cmd: list[str]) -> bool:
-    """True when a training step's ``--out`` already holds the whole reader that exactly this command makes."""
-    out = Path(cmd[cmd.index("--out") + 1])
+def made_by(cmd: list[str], out: Path) -> bool:
+    """True when ``out``, a training step's ``--out``, already holds the whole reader that exactly this command makes."""
     try:
         recorded = json.loads((out / "reader.json").read_text(encoding="utf-8"))["trained"]["command"]
     except (OSError, ValueError, KeyError):
         return False
-    return not (out / CHECKPOINT).exists() and recorded == "python training/train_reader.py " + " ".join(cmd[1:])
+    return not (out / CHECKPOINT).exists() and recorded == recorded_command(cmd[1:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== step {k}/{len(plan)}: {name}", flush=True)
         extra: list[str] = []
         if cmd[0] == "train_reader.py":
-            if made_by(cmd):
-                print(f"== step {k}: kept, {cmd[cmd.index('--out') + 1]} was made by this command", flush=True)
+            out = Path(cmd[cmd.index("--out") + 1])
+            if made_by(cmd, out):
+                print(f"== step {k}: kept, {out} was made by this command", flush=True)
                 continue
-            if (Path(cmd[cmd.index("--out") + 1]) / CHECKPOINT).exists():
+            if (out / CHECKPOINT).exists():
                 extra = ["--resume"]  # a stopped sitting of this stage: go on from its checkpoint
         done = subprocess.run([sys.executable, str(TRAINING / cmd[0]), *cmd[1:], *extra], cwd=ROOT)
         if done.returncode != 0:

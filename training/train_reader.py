@@ -353,6 +353,11 @@ SITTING_ARGS = {"out", "log_every", "checkpoint_every", "stop_after", "resume", 
 CHECKPOINT = "checkpoint.pt"
 
 
+def recorded_command(argv: list[str]) -> str:
+    """How ``reader.json`` records the command that made it (``rebuild.py`` compares it with the one it plans)."""
+    return "python training/train_reader.py " + " ".join(argv)
+
+
 def run_signature(args: argparse.Namespace) -> dict:
     """What a checkpoint must have been made with for ``--resume`` to go on from it."""
     return {k: str(v) for k, v in sorted(vars(args).items()) if k not in SITTING_ARGS}
@@ -424,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     model.to(device)
     model.train()
     params = [p_ for p_ in model.parameters() if p_.requires_grad]
-    lost = sorted(n for n, p_ in model.named_parameters() if p_.requires_grad and n not in reader_model.shipped_names(model, args.backbone))
+    shipped = reader_model.shipped_names(model, args.backbone)
+    lost = sorted(n for n, p_ in model.named_parameters() if p_.requires_grad and n not in shipped)
     if lost:  # a weight that trains but is not written would be trained for nothing, and served untrained
         raise SystemExit(f"these weights would train but are not shipped: {', '.join(lost)}")
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
@@ -523,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
         "backbone_model": reader_model.backbone_id(args.backbone),
         "trained": {
-            "command": "python training/train_reader.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": recorded_command(argv if argv is not None else sys.argv[1:]),
             "commit": git_commit(),
             "seed": args.seed,
             "device": device,
