@@ -230,13 +230,21 @@ def test_a_rebuild_run_again_keeps_finished_stages_and_resumes_a_stopped_one(tmp
     assert rebuild.main(args) == 0
     assert [Path(c[0]).name for c in ran] == ["train_reader.py", "calibrate_reader.py", "calibrate_reader.py", "calibrate_crosslingual.py"]
     assert ran[0][1:] == stage2_cmd[1:] + ["--resume"]
-    # a stage made by another command (here: another seed) is trained again, from the start
+    # stage 2, now finished over two sittings, recorded its last sitting's --resume: it is kept, not trained again
     ran.clear()
     (work / "reader" / "checkpoint.pt").unlink()
+    (work / "reader" / "reader.json").write_text(json.dumps(
+        {"trained": {"command": "python training/train_reader.py " + " ".join(stage2_cmd[1:] + ["--resume"])}}))
+    assert rebuild.main(args) == 0
+    assert [Path(c[0]).name for c in ran] == ["calibrate_reader.py", "calibrate_reader.py", "calibrate_crosslingual.py"]
+    # a stage made by another command (here: another seed) is trained again, from the start
+    ran.clear()
     (work / "stage1" / "reader.json").write_text(json.dumps(
         {"trained": {"command": "python training/train_reader.py " + " ".join(stage1_cmd[1:]).replace("--seed 13", "--seed 12")}}))
+    (work / "reader" / "checkpoint.pt").write_bytes(b"ckpt")  # stage 2's, from the old stage 1: neither kept nor resumed
     assert rebuild.main(args) == 0
     assert ran[0][1:] == stage1_cmd[1:] and ran[1][1:] == stage2_cmd[1:]
+    assert not (work / "reader" / "checkpoint.pt").exists()
 
 
 def test_a_rebuild_elsewhere_leaves_the_repository_reports_alone(tmp_path, monkeypatch):

@@ -70,6 +70,8 @@ def made_by(cmd: list[str], out: Path) -> bool:
         recorded = json.loads((out / "reader.json").read_text(encoding="utf-8"))["trained"]["command"]
     except (OSError, ValueError, KeyError):
         return False
+    # a stage finished over several sittings was last run with --resume: the same command, not another one
+    recorded = " ".join(w for w in recorded.split(" ") if w != "--resume")
     return not (out / CHECKPOINT).exists() and recorded == recorded_command(cmd[1:])
 
 
@@ -92,17 +94,23 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--data {args.data} is not a folder: the rebuild reads SQuAD, XQuAD and the speeches from ../shared/data.")
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    retrained = False  # a stage trained now: every later stage starts from it, so none of theirs is kept or resumed
     for k, (name, cmd) in enumerate(plan, 1):
         t = time.time()
         print(f"\n== step {k}/{len(plan)}: {name}", flush=True)
         extra: list[str] = []
         if cmd[0] == "train_reader.py":
             out = Path(cmd[cmd.index("--out") + 1])
-            if made_by(cmd, out):
+            if not retrained and made_by(cmd, out):
                 print(f"== step {k}: kept, {out} was made by this command", flush=True)
                 continue
             if (out / CHECKPOINT).exists():
-                extra = ["--resume"]  # a stopped sitting of this stage: go on from its checkpoint
+                if retrained:
+                    (out / CHECKPOINT).unlink()  # it went on from the stage before, which is being made again
+                    print(f"== step {k}: its checkpoint started from the stage made again above: deleted", flush=True)
+                else:
+                    extra = ["--resume"]  # a stopped sitting of this stage: go on from its checkpoint
+            retrained = True
         done = subprocess.run([sys.executable, str(TRAINING / cmd[0]), *cmd[1:], *extra], cwd=ROOT)
         if done.returncode != 0:
             print(f"step {k} failed (exit {done.returncode}); {args.out} is unchanged.", file=sys.stderr)
