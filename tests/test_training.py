@@ -196,6 +196,8 @@ def test_a_run_stopped_and_resumed_ends_with_the_weights_of_one_unbroken_run(tmp
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     meta_a, meta_b = (json.loads((d / "reader.json").read_text())["trained"] for d in (whole, parts))
     assert meta_a["loss_curve"] == meta_b["loss_curve"] and meta_b["steps"] == 7
+    # the record is the run's command, the same whether it was made in one sitting or three
+    assert meta_b["command"] == meta_a["command"].replace(str(whole), str(parts))
     with pytest.raises(SystemExit, match="no checkpoint"):
         train.main(common + ["--out", str(tmp_path / "nothing"), "--resume"])
     (tmp_path / "torn").mkdir()

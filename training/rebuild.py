@@ -70,8 +70,8 @@ def made_by(cmd: list[str], out: Path) -> bool:
         recorded = json.loads((out / "reader.json").read_text(encoding="utf-8"))["trained"]["command"]
     except (OSError, ValueError, KeyError):
         return False
-    # a stage finished over several sittings was last run with --resume: the same command, not another one
-    recorded = " ".join(w for w in recorded.split(" ") if w != "--resume")
+    # read back through recorded_command: a record written before it left out --resume counts as the same command
+    recorded = recorded_command(recorded.removeprefix(recorded_command([])).split(" "))
     return not (out / CHECKPOINT).exists() and recorded == recorded_command(cmd[1:])
 
 

@@ -354,8 +354,11 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def recorded_command(argv: list[str]) -> str:
-    """How ``reader.json`` records the command that made it (``rebuild.py`` compares it with the one it plans)."""
-    return "python training/train_reader.py " + " ".join(argv)
+    """How ``reader.json`` records the command that made it (``rebuild.py`` compares it with the one it plans).
+
+    ``--resume`` is left out: a run finished over several sittings was made by the command of its first.
+    """
+    return "python training/train_reader.py " + " ".join(a for a in argv if a != "--resume")
 
 
 def run_signature(args: argparse.Namespace) -> dict:
