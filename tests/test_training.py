@@ -106,6 +106,26 @@ def test_the_answer_threshold_never_goes_under_its_floor():
     assert module.choose_threshold(p, y, wrong_cost=2.0, floor=0.95) == pytest.approx(0.95)
 
 
+def test_calibration_rows_read_from_another_dev_set_are_read_again(tmp_path, monkeypatch):
+    # the threshold is chosen on the domain dev split: rows cached from an older version of the set must not be reused
+    spec = importlib.util.spec_from_file_location("calibrate_reader", ROOT / "training" / "calibrate_reader.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import bench_domain
+    from regional_chat.settings import Settings
+
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    (reader / "model.safetensors").write_bytes(b"weights")
+    devset = tmp_path / "domain-dev.jsonl"
+    devset.write_text('{"id": "d001"}\n', encoding="utf-8")
+    monkeypatch.setattr(bench_domain, "DEVSET", devset)
+    before = module.rows_key(reader, Settings(model="e5"), 0)
+    assert before == module.rows_key(reader, Settings(model="e5"), 0)
+    devset.write_text('{"id": "d001"}\n{"id": "d002"}\n', encoding="utf-8")
+    assert module.rows_key(reader, Settings(model="e5"), 0) != before
+
+
 def _rebuild_module():
     spec = importlib.util.spec_from_file_location("rebuild", ROOT / "training" / "rebuild.py")
     module = importlib.util.module_from_spec(spec)

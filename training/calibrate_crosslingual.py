@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "training"))
 
-from calibrate_reader import choose_threshold, fit_logistic, reader_hash  # noqa: E402
+from calibrate_reader import choose_threshold, devset_hash, fit_logistic, reader_hash  # noqa: E402
 
 from regional_chat.assistant import Assistant  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
@@ -95,7 +95,7 @@ def read_rows(args: argparse.Namespace, settings: Settings) -> list[dict]:
     # "pivot": 2 since the pivot question carries aligned words (rows read with the plain pivot are not reused),
     # 3 since a "which" question's pivot says the kind it asks for ("What country ...") or "Who" for people
     key = {"reader": reader_hash(args.reader), "features": list(CROSS_FEATURES), "model": settings.model, "limit": args.limit, "left_out": "filter",
-           "pivot": 3}
+           "pivot": 3, "devset": devset_hash()}
     if args.rows and args.rows.is_file():
         cached = json.loads(args.rows.read_text(encoding="utf-8"))
         if cached.get("key") == key:

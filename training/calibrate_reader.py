@@ -121,14 +121,28 @@ def domain_rows(answerer: ReaderAnswerer, data: Path, settings: Settings) -> lis
     return rows
 
 
+def devset_hash() -> str:
+    """The domain dev set's file hash: rows read from another version of it are read again."""
+    import bench_domain
+    from regional_chat.documents import sha256_file
+
+    return sha256_file(bench_domain.DEVSET)[:16]
+
+
+def rows_key(reader: Path, settings: Settings, limit: int) -> dict:
+    """What the cached rows of ``--rows`` were read with; any difference and they are read again."""
+    # "left_out": rows read before the left-out questions were searched with the served filter are not reused
+    key = {"reader": reader_hash(reader), "features": list(FEATURES), "limit": limit, "headers": settings.reader_headers,
+           "left_out": "filter", "devset": devset_hash()}
+    if settings.model != "minilm":
+        key["model"] = settings.model
+    return key
+
+
 def read_rows(args: argparse.Namespace, settings: Settings) -> list[tuple[list[float], int, str]]:
     """The features and right/wrong of every calibration question, read now or from ``--rows``."""
     reader = Reader(args.reader)
-    # "left_out": rows read before the left-out questions were searched with the served filter are not reused
-    key = {"reader": reader_hash(args.reader), "features": list(FEATURES), "limit": args.limit, "headers": settings.reader_headers,
-           "left_out": "filter"}
-    if settings.model != "minilm":
-        key["model"] = settings.model
+    key = rows_key(args.reader, settings, args.limit)
     if args.rows and args.rows.is_file():
         cached = json.loads(args.rows.read_text(encoding="utf-8"))
         if cached.get("key") == key:
