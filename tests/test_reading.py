@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer, is_answer_text, load_calibration, question_echo
+from regional_chat.reading.answerer import FEATURES, Calibration, ReaderAnswerer, is_answer_text, load_calibration, question_echo, trim_page_marks
 from regional_chat.reading.model import ReaderError, backbone_folder, load_tokenizer, load_trained
 from regional_chat.reading.reader import WEIGHTS, Reader, Reading
 from regional_chat.reading.windows import SpanScore, best_spans, make_windows, trim_question
@@ -202,6 +202,24 @@ def test_a_quote_is_the_whole_sentence_across_the_lines_a_speech_is_wrapped_at()
     (quote,) = answer.quotes
     assert quote.text == "Very few Afghans have access to water, and only 6 per cent of the\nAfghan population has electricity." == text[quote.start : quote.end]
     assert quote.highlighted_text == "6 per cent"
+
+
+def test_a_page_mark_at_either_end_of_a_span_is_not_part_of_the_short_answer():
+    # TKM 2008: a page break left the document's job number and page between "organize in" and "2009"
+    text = "Turkmenistan is prepared to organize in \n \n \n5 08-53135 \n \n2009 an international conference on that problem."
+    doc = Document("s.txt", text, "S", "0" * 64)
+    at = text.index("5 08-53135")
+    span = SpanScore(0, 0, at, text.index("2009") + 4, 9.0, 1.0)
+    answer = ReaderAnswerer(FixedReader([span]), Calibration.uncalibrated()).extract("In what year?", _hits(text, "s.txt"), {"s.txt": doc}.__getitem__)
+    (quote,) = answer.quotes
+    assert answer.short == quote.highlighted_text == "2009" and text[quote.start : quote.end] == quote.text
+    assert trim_page_marks(text, text.index("\n \n \n5"), text.index("2009") + 4) == (text.index("2009"), text.index("2009") + 4)
+    end = "in 2009\nA/63/PV.13\nnext"
+    assert trim_page_marks(end, 3, end.index("PV.13") + 5) == (3, 7)
+    # a mark inside the span stays (a quote is a verbatim slice); a span that is only a mark, or none, is left alone
+    inside = "on\n20 August\n08-51749 30\n2010 at"
+    assert trim_page_marks(inside, 3, inside.index("2010") + 4) == (3, inside.index("2010") + 4)
+    assert trim_page_marks("a\n08-53135\nb", 2, 10) == (2, 10) and trim_page_marks("in\n23\n2009", 3, 10) == (3, 10)
 
 
 def test_a_low_margin_is_refused_and_never_shows_a_high_confidence():

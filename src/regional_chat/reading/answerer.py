@@ -59,6 +59,45 @@ _WORDLIKE = re.compile(r"\w", re.UNICODE)
 _TAG = re.compile(r"</?[A-Za-z!][^<>\n]{0,200}>?")  # markup: "<script>", "</div", "<!--"
 
 
+# A line that is only a UN document's running mark, left inside the text by PDF extraction: its job number with
+# or without the page number ("5 08-53135", "08-51749 30") or its symbol ("A/63/PV.13"). Bare page numbers are
+# not treated so: a line holding only a number may be part of the text.
+_PAGE_MARK_LINE = re.compile(r"[ \t]*(?:(?:\d{1,4}[ \t]+)?\d{2}-\d{5}(?:[ \t]+\d{1,4})?|A/\d+/PV\.\d+)[ \t]*")
+
+
+def trim_page_marks(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) without the whole lines of page marks (and blank lines) at its ends.
+
+    The reader can start a span at the mark a page break left before the answer ("5 08-53135 \\n \\n2009");
+    the mark is no part of the answer. A mark inside the span stays (a quote is a verbatim slice), and a
+    span that would be left empty is returned as it was.
+    """
+
+    def line_at(i: int) -> tuple[int, int]:
+        return text.rfind("\n", 0, i) + 1, (text.find("\n", i) + 1 or len(text) + 1) - 1
+
+    a, b = start, end
+    while a < b:
+        if text[a].isspace():
+            a += 1
+            continue
+        lo, hi = line_at(a)
+        if lo == a and hi < b and _PAGE_MARK_LINE.fullmatch(text, lo, hi):
+            a = hi
+            continue
+        break
+    while a < b:
+        if text[b - 1].isspace():
+            b -= 1
+            continue
+        lo, hi = line_at(b - 1)
+        if hi == b and lo > a and _PAGE_MARK_LINE.fullmatch(text, lo, hi):
+            b = lo
+            continue
+        break
+    return (a, b) if a < b and (a, b) != (start, end) and _WORDLIKE.search(text, a, b) else (start, end)
+
+
 def is_answer_text(text: str, start: int, end: int) -> bool:
     """False for a span that is no answer whatever its score: no letter or digit, or part of a markup tag."""
     if not _WORDLIKE.search(text[start:end]):
@@ -466,8 +505,10 @@ class ReaderAnswerer:
         return Answer(question=question, found=confident, confidence=confidence, quotes=(quote,))
 
     def _quote(self, doc: Document, start: int, end: int, *, hit: Hit, score: float, highlight: bool = True) -> Quote:
-        """The sentence(s) of ``hit``'s chunk that hold [start, end), the span highlighted."""
+        """The sentence(s) of ``hit``'s chunk that hold [start, end), the span highlighted (less page marks at its ends)."""
         chunk = hit.chunk
+        if highlight:
+            start, end = trim_page_marks(doc.text, start, end)
         sentences = split_sentences(doc.text, chunk.start, chunk.end, wrapped=True) or [(chunk.start, chunk.end)]
         inside = [(a, b) for a, b in sentences if a < end and b > start]
         q_start = min(a for a, _ in inside) if inside else chunk.start
