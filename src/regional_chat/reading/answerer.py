@@ -74,7 +74,9 @@ def trim_page_marks(text: str, start: int, end: int) -> tuple[int, int]:
     """
 
     def line_at(i: int) -> tuple[int, int]:
-        return text.rfind("\n", 0, i) + 1, (text.find("\n", i) + 1 or len(text) + 1) - 1
+        """The line holding character ``i``, its line break left out."""
+        stop = text.find("\n", i)
+        return text.rfind("\n", 0, i) + 1, len(text) if stop < 0 else stop
 
     a, b = start, end
     while a < b:
