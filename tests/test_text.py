@@ -168,6 +168,8 @@ def test_follow_up_terms_are_appended_and_taken_off_again():
         ("What reform programme had Turkmenistan adopted, according to its 1993 General Assembly speech?",
          "What reform programme had Turkmenistan adopted?"),
         ("How much uranium waste lies on Kyrgyz soil, as the country told the Assembly in 2013?", "How much uranium waste lies on Kyrgyz soil?"),
+        ("What principle did Kazakhstan and Russia adopt, as Kazakhstan told the Assembly in 1999?", "What principle did Kazakhstan and Russia adopt?"),
+        ("How many homes did the Government rebuild, as told to the General Assembly in 1996?", "How many homes did the Government rebuild?"),
         ("What agency did the President propose in the 2022 general debate?", "What agency did the President propose?"),
         # the follow-up terms stay after the question
         ("According to Uzbekistan's 2012 speech, how high would the dam be? (Rogun)", "How high would the dam be? (Rogun)"),

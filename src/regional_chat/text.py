@@ -107,7 +107,7 @@ _AT_END = r"(?=\s*[?.!]?\s*$)"
 _ATTRIBUTION = (
     re.compile(rf"^\s*(?i:according to|in|as (?:stated|said|reported) in) {_SPEAKER} (?:{_IN_YEAR} )?{_SPEECH}(?: (?:in|of) {_IN_YEAR})?,\s*"),
     re.compile(rf",?\s*(?i:according to|in|as (?:stated|said|reported) in) {_SPEAKER} (?:{_IN_YEAR} )?{_SPEECH}(?: (?:in|of) {_IN_YEAR})?{_AT_END}"),
-    re.compile(rf",?\s*(?i:as the country told the (?:General )?Assembly in) {_IN_YEAR}{_AT_END}"),
+    re.compile(rf",?\s*(?i:as) (?:(?i:the country) |[A-Z][\w-]*(?: [A-Z][\w-]*)* )?(?i:told (?:to )?the (?:General )?Assembly in) {_IN_YEAR}{_AT_END}"),
     re.compile(rf"\s*(?i:in the) {_IN_YEAR} (?i:general debate){_AT_END}"),
 )
 
