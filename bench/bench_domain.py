@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import benchlib  # noqa: E402
 from regional_chat import countries  # noqa: E402
 from regional_chat.assistant import Assistant, make_answerer  # noqa: E402
 from regional_chat.embedding import make_embedder  # noqa: E402
@@ -129,6 +130,7 @@ def main() -> int:
     bot.warm_up()  # warm latency: the models loaded and every country alias compiled, as a server is once it is up
     countries.warm_up()
     rows = load_devset("all")
+    load_at_start = benchlib.load_average()
     # follow-ups need their first question asked first: ask all, then report each split
     results, ms = run(bot, rows)
 
@@ -149,6 +151,8 @@ def main() -> int:
         "reader": str(args.reader or "shipped"),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "bench/bench_domain.py " + " ".join(sys.argv[1:]),
+        "machine": benchlib.machine(),  # the latencies are this machine's: they differ about 2x between CPUs
+        "load_average": {"at_start": load_at_start, "at_end": benchlib.load_average()},
         "splits": {split: report_of(split) for split in ("dev", "test", "all")},
         "rows": [dict(r, split=row["split"], ms=round(m, 1)) for r, row, m in zip(results, rows, ms)],
     }
