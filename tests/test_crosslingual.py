@@ -235,6 +235,21 @@ def test_english_questions_and_english_only_encoders_keep_the_reader_path():
     assert not answerer.reads_across("When was it founded? (Каха Имнадзе)", multilingual)
 
 
+def test_a_sentence_two_overlapping_passages_hold_is_one_sentence_to_the_cross_lingual_path():
+    encoder = ByWords({"штаб-квартира": "seat"})
+    answerer = ReaderAnswerer(PivotReader("Ashgabat"), Calibration.uncalibrated(), crosslingual=_calibration(0.3))
+    tail = TEXT.index("It is headed")
+    overlapping = [Hit(Chunk(1, "a.txt", 0, 0, len(TEXT), TEXT), score=1.0), Hit(Chunk(2, "a.txt", 1, tail, len(TEXT), TEXT[tail:]), score=0.9)]
+    question = "Где штаб-квартира?"
+    vector = encoder.embed_queries([question])[0]
+    alone = answerer.read_across(question, _hits(), {"a.txt": DOC}.__getitem__, encoder, vector)
+    both = answerer.read_across(question, overlapping, {"a.txt": DOC}.__getitem__, encoder, vector)
+    places = [(a, b) for _, a, b, _ in both.sentences]
+    assert len(places) == len(set(places)) == 3 and both.sentences[0][0] == 0  # kept with the better-ranked passage
+    # the gap to the next nearest sentence is to another sentence, as in calibration (one paragraph), never to itself
+    assert both.features[1] == alone.features[1] > 0
+
+
 def test_sentence_vectors_are_cached_between_questions():
     encoder = ByWords({})
     answerer = ReaderAnswerer(PivotReader("Ashgabat"), Calibration.uncalibrated(), crosslingual=_calibration(0.3))

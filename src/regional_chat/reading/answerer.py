@@ -443,9 +443,15 @@ class ReaderAnswerer:
         hits = tuple(hits)
         found: list[tuple[int, int, int]] = []
         texts: list[str] = []
+        seen: set[tuple[str, int, int]] = set()
         for i, hit in enumerate(hits[: self.cross_passages]):
             doc = document(hit.chunk.doc_id)
             for a, b in chunk_sentences(doc.text, hit.chunk.start, hit.chunk.end):
+                # chunks overlap: a sentence in two of them is one sentence (else the next nearest is itself, and
+                # the sim_gap feature, fitted on single paragraphs, reads 0), kept with the better-ranked passage
+                if (hit.chunk.doc_id, a, b) in seen:
+                    continue
+                seen.add((hit.chunk.doc_id, a, b))
                 found.append((i, a, b))
                 texts.append(doc.text[a:b])
         if not found:
