@@ -101,13 +101,14 @@ def own_words(question: str) -> str:
 # ("Kyrgyzstan, 1992, session 47."), and it was trained on SQuAD's questions, which never carry such a clause.
 _SPEECH = r"(?i:(?:(?:UN |United Nations )?General Assembly |GA )?(?:speech|statement|address|remarks|general debate)" \
     r"(?: (?:to|before|at) the (?:UN |United Nations )?(?:General )?Assembly)?)"
-_SPEAKER = r"(?:(?i:its|his|her|their|the)|[A-Z][\w-]*(?: [A-Z][\w-]*)*['’]s?)"  # "its", "Kyrgyzstan's", "the President's"
+_NAME = r"[A-Z][\w-]*(?: [A-Z][\w-]*)*"  # capitalised words: "Kazakhstan", "Russian Federation"
+_SPEAKER = rf"(?:(?i:its|his|her|their|the)|{_NAME}['’]s?)"  # "its", "Kyrgyzstan's", "the President's"
 _IN_YEAR = r"(?:1[89]|20)\d\d"
 _AT_END = r"(?=\s*[?.!]?\s*$)"
 _ATTRIBUTION = (
     re.compile(rf"^\s*(?i:according to|in|as (?:stated|said|reported) in) {_SPEAKER} (?:{_IN_YEAR} )?{_SPEECH}(?: (?:in|of) {_IN_YEAR})?,\s*"),
     re.compile(rf",?\s*(?i:according to|in|as (?:stated|said|reported) in) {_SPEAKER} (?:{_IN_YEAR} )?{_SPEECH}(?: (?:in|of) {_IN_YEAR})?{_AT_END}"),
-    re.compile(rf",?\s*(?i:as) (?:(?i:the country) |[A-Z][\w-]*(?: [A-Z][\w-]*)* )?(?i:told (?:to )?the (?:General )?Assembly in) {_IN_YEAR}{_AT_END}"),
+    re.compile(rf",?\s*(?i:as) (?:(?i:the country) |{_NAME} )?(?i:told (?:to )?the (?:General )?Assembly in) {_IN_YEAR}{_AT_END}"),
     re.compile(rf"\s*(?i:in the) {_IN_YEAR} (?i:general debate){_AT_END}"),
 )
 
