@@ -216,3 +216,22 @@ def test_exact_vectors_come_back_unchanged_from_flat_and_ivf():
     assert np.array_equal(got_ids, ids) and np.array_equal(got, vectors)
     with pytest.raises(ValueError, match="build --full"):
         index_kinds.exact_vectors(index_kinds.convert(flat, "ivf-sq8"))
+
+
+def test_exact_vectors_of_an_index_no_one_else_holds_stay_its_vectors(tmp_path):
+    # the repair of a lost chunk store calls exact_vectors(read_index(path)): the flat view must keep the index
+    # alive, or it reads freed memory (new indexes of the same size are made to take that memory back)
+    import faiss
+
+    vectors = np.random.default_rng(1).standard_normal((5, 64)).astype(np.float32)
+    flat = index_kinds.new_flat(64)
+    flat.add_with_ids(vectors, np.arange(5, dtype=np.int64) * 7)
+    path = str(tmp_path / "vectors.faiss")
+    faiss.write_index(flat, path)
+    for _ in range(20):
+        ids, got = index_kinds.exact_vectors(faiss.read_index(path))
+        others = [index_kinds.new_flat(64) for _ in range(3)]
+        for other in others:
+            other.add_with_ids(np.full((5, 64), 9.0, dtype=np.float32), np.arange(5, dtype=np.int64))
+        rows = [np.array(v) for v in got]  # as the repair copies them, row by row
+        assert np.array_equal(ids, np.arange(5) * 7) and np.array_equal(np.stack(rows), vectors)

@@ -211,6 +211,31 @@ def test_a_corrupt_index_is_reported_and_repaired_by_a_plain_build(corpus, tmp_p
     assert len(load_index(ix)) == report.chunks
 
 
+def _vectors_by_id(gen) -> dict[int, np.ndarray]:
+    import faiss
+
+    index = faiss.read_index(str(gen / "vectors.faiss"))
+    inner = faiss.downcast_index(index.index)
+    ids = faiss.vector_to_array(index.id_map)
+    return {int(i): inner.reconstruct(r) for r, i in enumerate(ids)}
+
+
+def test_a_lost_chunk_store_keeps_the_very_vectors_it_had(corpus, tmp_path, settings, embedder):
+    # the repair takes each unchanged chunk's vector from the intact vectors file: those vectors, not the bytes
+    # of memory FAISS freed once it read them (a chunk's vector came back garbage, and search then missed it)
+    settings = settings.with_(sentence_vectors=False)
+    ix = tmp_path / "ix"
+    _build(corpus, ix, settings, embedder)
+    gen = ix / (ix / CURRENT).read_text().strip()
+    before = _vectors_by_id(gen)
+    (gen / "store.sqlite").write_bytes(b"{ not what it should be")
+    embedder.calls = 0
+    report = _build(corpus, ix, settings, embedder)
+    assert report.repaired and embedder.calls == 0
+    after = _vectors_by_id(ix / (ix / CURRENT).read_text().strip())
+    assert after.keys() == before.keys() and all(np.array_equal(after[i], before[i]) for i in before)
+
+
 def test_a_second_build_refuses_while_one_runs(corpus, tmp_path, settings, embedder):
     ix = tmp_path / "ix"
     _build(corpus, ix, settings, embedder)

@@ -143,11 +143,29 @@ def describe(index: Any) -> dict[str, Any]:
     return params
 
 
+class _Pinned(np.ndarray):
+    """A view of memory that ``owner`` holds: the view, and every view of it, keeps ``owner`` alive.
+
+    ``faiss.rev_swig_ptr`` gives a bare view of an index's storage, which does not keep the index: once
+    the last reference to the index went, the view read freed memory (a repaired chunk store took its
+    reused vectors from ``exact_vectors(read_index(...))``, and got garbage).
+    """
+
+    owner: Any = None
+
+
+def _pinned(view: np.ndarray, owner: Any) -> np.ndarray:
+    out = view.view(_Pinned)
+    out.owner = owner
+    return out
+
+
 def exact_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
     """(ids, float32 vectors) of a ``flat`` or ``ivf`` index, without re-embedding.
 
-    For ``flat`` the vectors are a view of FAISS's own storage (no copy): use
-    them before the index is freed.
+    For ``flat`` the vectors are a view of FAISS's own storage (no copy, a memory
+    index of millions of vectors is not doubled); the view holds ``index``, so it
+    stays valid however the caller holds the index.
     """
     faiss = _faiss()
     kind = kind_of(index)
@@ -157,7 +175,7 @@ def exact_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
         ids = faiss.vector_to_array(index.id_map).astype(np.int64, copy=False)
         if n == 0:
             return ids, np.zeros((0, d), dtype=np.float32)
-        return ids, faiss.rev_swig_ptr(inner.get_xb(), n * d).reshape(n, d)
+        return ids, _pinned(faiss.rev_swig_ptr(inner.get_xb(), n * d), index).reshape(n, d)
     if kind == "ivf":
         invlists = index.invlists
         id_parts, vec_parts = [], []
