@@ -8,7 +8,9 @@ shipped article; it is indexed under /tmp/rc-domain/<model>/ (reused while up to
 is asked with ``Assistant.answer``; a follow-up is asked with the Answer to its first question as
 history. An answerable question is answered right when the assistant answers (found) with a short
 answer whose SQuAD F1 against a gold answer is at least 0.5 (and, for a question that names its
-country and year, quoted from that speech). Reports the dev split (for choosing), the test split (for reporting) and both;
+country and year, quoted from that speech). Beside it, whether the passages the reader read held a gold answer at
+all: what is lost under that share, the reader and its confidence lost; above it, retrieval (or the read margin).
+Reports the dev split (for choosing), the test split (for reporting) and both;
 writes bench/results/domain-reader-<model>.json (domain-heuristic-minilm.json is the run of the
 sentence-ranker answerer this reader replaced, measured the same way on 2026-12-02).
 """
@@ -73,7 +75,19 @@ def is_right(row: dict, text: str, doc_id: str) -> bool:
     return row["kind"] != "country-year" or doc_id == doc_id_of(row["doc"])
 
 
-def judge(row: dict, answer) -> dict:
+def passages_hold_answer(row: dict, passages) -> bool:
+    """A gold answer is written (whitespace aside) in one of ``passages`` (Hits), from the speech the question names
+    when it names its country and year: the reader had the answer in front of it."""
+    golds = [" ".join(a["text"].split()) for a in row["answers"] or ()]
+    return any(
+        any(g in " ".join(h.chunk.text.split()) for g in golds)
+        and (row["kind"] != "country-year" or h.chunk.doc_id == doc_id_of(row["doc"]))
+        for h in passages
+    )
+
+
+def judge(row: dict, answer, passages=None) -> dict:
+    """``passages``: the Hits the reader read for the question (None: not recorded)."""
     golds = [a["text"] for a in row["answers"]]
     out = {"id": row["id"], "kind": row["kind"], "language": row["language"], "answerable": row["answerable"], "found": answer.found,
            "confidence": answer.confidence, "text": answer.headline() if answer.found else "", "quote_doc": answer.quotes[0].doc_id if answer.quotes else ""}
@@ -83,6 +97,8 @@ def judge(row: dict, answer) -> dict:
         out["right"] = bool(answer.found and is_right(row, answer.headline(), answer.quotes[0].doc_id if answer.quotes else ""))
         shown = answer.quotes or answer.related
         out["quote_holds_answer"] = bool(shown) and any(" ".join(g.split()) in " ".join(shown[0].text.split()) for g in golds)
+        if passages is not None:
+            out["read_holds_answer"] = passages_hold_answer(row, passages)
     else:
         out["refused"] = not answer.found
     return out
@@ -98,6 +114,8 @@ def summarise(rows: list[dict]) -> dict:
         "right_when_answerable": pct([r["right"] for r in ans]),
         "answered_when_answerable": pct([r["found"] for r in ans]),
         "first_quote_holds_answer": pct([r["quote_holds_answer"] for r in ans]),
+        # the passages read held the answer: what is missed beyond this share, retrieval missed; under it, the reader
+        "passages_read_hold_answer": pct([r["read_holds_answer"] for r in ans if "read_holds_answer" in r]),
         "unanswerable": len(una),
         "refused_when_unanswerable": pct([r["refused"] for r in una]),
         "wrong_answers": sum(1 for r in ans if r["found"] and not r["right"]) + sum(1 for r in una if r["found"]),
@@ -113,7 +131,9 @@ def run(bot: Assistant, rows: list[dict]) -> tuple[list[dict], list[float]]:
         answer = bot.answer(row["question"], history)
         ms.append(1000 * (time.perf_counter() - t))
         by_id[row["id"]] = answer
-        results.append(judge(row, answer))
+        # the passages of the reading that gave the answer (a follow-up's winning reading is its search_query), untimed
+        read = bot.passages(answer.search_query or row["question"]) if row["answerable"] else None
+        results.append(judge(row, answer, read))
     return results, ms
 
 

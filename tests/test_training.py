@@ -297,3 +297,33 @@ def test_a_rebuild_elsewhere_leaves_the_repository_reports_alone(tmp_path, monke
     monkeypatch.setattr(rebuild, "WEIGHTS", shipped)
     assert rebuild.main(args + ["--out", str(shipped)]) == 0
     assert sorted(p.name for p in results.iterdir()) == ["calibration-e5.json", "calibration.json", "crosslingual.json"]
+
+
+def test_the_domain_bench_tells_whether_the_passages_read_held_the_answer():
+    # bench_domain's "passages_read_hold_answer": what it misses beyond that share, retrieval missed; under it, the reader
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_domain
+
+    from regional_chat.types import Chunk, Hit
+
+    def hit(doc_id: str, text: str) -> Hit:
+        return Hit(Chunk(1, doc_id, 0, 0, len(text), text), score=1.0)
+
+    factoid = {"answers": [{"text": "Kaha Imnadze"}], "kind": "factoid", "doc": None, "answerable": True, "id": "x", "language": "en"}
+    assert bench_domain.passages_hold_answer(factoid, [hit("a.txt", "UNRCCA sits in Ashgabat."), hit("b.txt", "he met Kaha\nImnadze, its head")])
+    assert not bench_domain.passages_hold_answer(factoid, [hit("a.txt", "he met Imnadze, its head")])
+    assert not bench_domain.passages_hold_answer(factoid, [])
+    # a question naming its country and year holds its answer only in that speech
+    named = dict(factoid, answers=[{"text": "a cyberpolice unit"}], kind="country-year", doc="KAZ_67_2012")
+    speech = bench_domain.doc_id_of("KAZ_67_2012")
+    assert bench_domain.passages_hold_answer(named, [hit(speech, "establish a cyberpolice unit")])
+    assert not bench_domain.passages_hold_answer(named, [hit(bench_domain.doc_id_of("KGZ_67_2012"), "establish a cyberpolice unit")])
+    # judged with the passages read, the row says so; without them (not recorded) the share leaves it out
+    from regional_chat.types import Answer
+
+    refused = Answer(question="q", found=False, confidence=0.2)
+    with_read = bench_domain.judge(named, refused, [hit(speech, "establish a cyberpolice unit")])
+    without = bench_domain.judge(named, refused)
+    assert with_read["read_holds_answer"] is True and "read_holds_answer" not in without
+    assert bench_domain.summarise([with_read])["passages_read_hold_answer"] == 100.0
+    assert bench_domain.summarise([without])["passages_read_hold_answer"] is None
