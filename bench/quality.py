@@ -138,8 +138,8 @@ def reader_section() -> list[str]:
     out.append("")
     if dom:
         out += ["Domain dev set, by split (`bench/bench_domain.py`; the dev split chose, the test split reports):", "",
-                "| split | answerer | right when answerable | answered when answerable | first quote holds the answer | refused when unanswerable | wrong answers | p50 / p95 ms |",
-                "|---|---|---|---|---|---|---|---|"]
+                "| split | answerer | right when answerable | answered when answerable | first quote holds the answer | passages read hold the answer | refused when unanswerable | wrong answers | p50 / p95 ms |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for name, rep in (("reader", dom), ("heuristic (removed; timed while training held a core)", heur)):
             if not rep:
                 continue
@@ -147,7 +147,7 @@ def reader_section() -> list[str]:
                 x = rep["splits"][split]
                 s_ = x["all"]
                 out.append(f"| {split} | {name} | {s_['right_when_answerable']} | {s_['answered_when_answerable']} | {s_['first_quote_holds_answer']} | "
-                           f"{s_['refused_when_unanswerable']} | {s_['wrong_answers']} | {x['latency_ms_p50']} / {x['latency_ms_p95']} |")
+                           f"{s_.get('passages_read_hold_answer') if s_.get('passages_read_hold_answer') is not None else '–'} | {s_['refused_when_unanswerable']} | {s_['wrong_answers']} | {x['latency_ms_p50']} / {x['latency_ms_p95']} |")
         out += ["", "By kind and language, test split (reader):", "", "| group | questions | right when answerable | refused when unanswerable |", "|---|---|---|---|"]
         t = dom["splits"]["test"]
         for group in ("by_kind", "by_language"):
