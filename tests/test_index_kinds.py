@@ -230,8 +230,14 @@ def test_exact_vectors_of_an_index_no_one_else_holds_stay_its_vectors(tmp_path):
     faiss.write_index(flat, path)
     for _ in range(20):
         ids, got = index_kinds.exact_vectors(faiss.read_index(path))
+        part = np.ascontiguousarray(np.asarray(got)[1:4])  # a plain view of a slice, kept after the result goes
         others = [index_kinds.new_flat(64) for _ in range(3)]
         for other in others:
             other.add_with_ids(np.full((5, 64), 9.0, dtype=np.float32), np.arange(5, dtype=np.int64))
         rows = [np.array(v) for v in got]  # as the repair copies them, row by row
         assert np.array_equal(ids, np.arange(5) * 7) and np.array_equal(np.stack(rows), vectors)
+        del got, rows
+        more = [index_kinds.new_flat(64) for _ in range(3)]
+        for other in more:
+            other.add_with_ids(np.full((5, 64), 7.0, dtype=np.float32), np.arange(5, dtype=np.int64))
+        assert np.array_equal(part, vectors[1:4])

@@ -143,21 +143,22 @@ def describe(index: Any) -> dict[str, Any]:
     return params
 
 
-class _Pinned(np.ndarray):
-    """A view of memory that ``owner`` holds: the view, and every view of it, keeps ``owner`` alive.
+class _Held:
+    """Memory ``owner`` holds, as numpy sees it: an array made from it keeps this object, and so ``owner``, alive.
 
     ``faiss.rev_swig_ptr`` gives a bare view of an index's storage, which does not keep the index: once
     the last reference to the index went, the view read freed memory (a repaired chunk store took its
     reused vectors from ``exact_vectors(read_index(...))``, and got garbage).
     """
 
-    owner: Any = None
+    def __init__(self, view: np.ndarray, owner: Any) -> None:
+        self.__array_interface__ = view.__array_interface__
+        self._view, self._owner = view, owner
 
 
-def _pinned(view: np.ndarray, owner: Any) -> np.ndarray:
-    out = view.view(_Pinned)
-    out.owner = owner
-    return out
+def _held(view: np.ndarray, owner: Any) -> np.ndarray:
+    """``view`` as an array whose base keeps ``owner`` alive (numpy never collapses a base that is no array)."""
+    return np.asarray(_Held(view, owner))
 
 
 def exact_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +176,7 @@ def exact_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
         ids = faiss.vector_to_array(index.id_map).astype(np.int64, copy=False)
         if n == 0:
             return ids, np.zeros((0, d), dtype=np.float32)
-        return ids, _pinned(faiss.rev_swig_ptr(inner.get_xb(), n * d), index).reshape(n, d)
+        return ids, _held(faiss.rev_swig_ptr(inner.get_xb(), n * d), index).reshape(n, d)
     if kind == "ivf":
         invlists = index.invlists
         id_parts, vec_parts = [], []
