@@ -236,6 +236,41 @@ def test_a_lost_chunk_store_keeps_the_very_vectors_it_had(corpus, tmp_path, sett
     assert after.keys() == before.keys() and all(np.array_equal(after[i], before[i]) for i in before)
 
 
+def test_vectors_no_embedder_wrote_are_damage_though_their_checksum_matches(corpus, tmp_path, settings, embedder):
+    # what a repair before 3a327ed could leave: a chunk's vector taken from freed memory, its file's checksum recorded
+    import faiss
+
+    from regional_chat import index_kinds
+    from regional_chat.documents import sha256_file
+    from regional_chat.store.folder import check_index
+
+    settings = settings.with_(sentence_vectors=False)
+    ix = tmp_path / "ix"
+    _build(corpus, ix, settings, embedder)
+    assert check_index(ix).ok
+    gen = ix / (ix / CURRENT).read_text().strip()
+    vectors = _vectors_by_id(gen)
+    ids = np.array(list(vectors), dtype=np.int64)
+    rows = np.stack([vectors[int(i)] for i in ids])
+    rows[1] = 9.0  # what took the freed memory
+    garbage = index_kinds.new_flat(rows.shape[1])
+    garbage.add_with_ids(rows, ids)
+    faiss.write_index(garbage, str(gen / "vectors.faiss"))
+    raw = json.loads((gen / "manifest.json").read_text())
+    raw["checksums"]["vectors.faiss"] = sha256_file(gen / "vectors.faiss")
+    (gen / "manifest.json").write_text(json.dumps(raw))
+
+    report = check_index(ix)
+    assert not report.ok
+    assert f"1 of {len(ids)} vectors are not of unit length (chunk id {int(ids[1])} the first)" in report.lines()[0]
+    embedder.calls = 0
+    repaired = _build(corpus, ix, settings, embedder)  # a plain build finds it and embeds again
+    assert repaired.repaired and embedder.calls == repaired.chunks
+    assert check_index(ix).ok
+    after = _vectors_by_id(ix / (ix / CURRENT).read_text().strip())
+    assert after.keys() == vectors.keys() and all(np.allclose(after[i], vectors[i]) for i in vectors)
+
+
 def test_a_second_build_refuses_while_one_runs(corpus, tmp_path, settings, embedder):
     ix = tmp_path / "ix"
     _build(corpus, ix, settings, embedder)
@@ -280,3 +315,19 @@ def test_real_model_on_the_seed_article(tmp_path):
     assert "Ashgabat, Turkmenistan" in best.text
     counts = embedder.count_tokens([c.text for c in index.iter_chunks()])
     assert max(counts) <= embedder.max_tokens
+
+
+def test_off_unit_rows_are_the_rows_no_embedder_writes():
+    from regional_chat.store.folder import off_unit_rows
+
+    rows = np.zeros((7, 4), dtype=np.float32)
+    rows[0] = [1, 0, 0, 0]  # unit
+    rows[1] = 0.0  # a text with no words: the embedders leave it zero
+    rows[2] = [np.nan, 0, 0, 0]
+    rows[3] = [np.inf, 0, 0, 0]
+    rows[4] = [1.005, 0, 0, 0]  # bfloat16 normalisation of an older build: within the tolerance
+    rows[5] = [2, 0, 0, 0]
+    rows[6] = [9, 9, 9, 9]
+    assert off_unit_rows(rows).tolist() == [2, 3, 5, 6]
+    assert off_unit_rows(rows, block=2).tolist() == [2, 3, 5, 6]  # the same, read in blocks
+    assert off_unit_rows(rows[:0]).tolist() == []

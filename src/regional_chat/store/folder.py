@@ -455,7 +455,43 @@ def verify_files(path: Path, manifest: Manifest) -> list[Damage]:
             continue
         if actual != expected:
             damage.append(Damage(file, _part_of(rel), f"altered: its SHA-256 is {actual[:12]}…, the manifest recorded {expected[:12]}…"))
+    if manifest.index_kind in index_kinds.EXACT_STORAGE and VECTORS in manifest.checksums and not any(d.part == "vectors" for d in damage):
+        damage += _vector_damage(path / VECTORS)
     return damage
+
+
+# A vector no embedder wrote: every Embedder gives L2-normalised rows (embedding.unit_rows; zero for a text with no
+# words), so a row off unit length by more than this is not what was embedded. Loose enough for indexes built before
+# unit_rows normalised bfloat16 output again (norms 1 +- 0.002).
+UNIT_TOLERANCE = 0.01
+
+
+def off_unit_rows(vectors: np.ndarray, block: int = 65536) -> np.ndarray:
+    """Positions of the rows that are not finite, or neither of unit length nor zero (in blocks: no full-size temporary)."""
+    bad = []
+    for lo in range(0, len(vectors), block):
+        part = np.asarray(vectors[lo : lo + block], dtype=np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", part, part))
+        ok = np.isfinite(norms) & ((np.abs(norms - 1.0) <= UNIT_TOLERANCE) | (norms == 0.0))
+        bad.append(np.flatnonzero(~ok) + lo)
+    return np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64)
+
+
+def _vector_damage(file: Path) -> list[Damage]:
+    """The vectors of an exact-kind file that no embedder wrote, as damage.
+
+    Such a file can match its checksum: before 3a327ed, a repair of a lost chunk store copied the reused
+    vectors from memory FAISS had freed, and recorded the checksum of what it wrote.
+    """
+    try:
+        ids, vectors = index_kinds.exact_vectors(_read_vectors(file))
+    except (IndexCorruptError, ValueError) as exc:
+        return [Damage(file, "vectors", str(exc))]
+    bad = off_unit_rows(vectors)
+    if not len(bad):
+        return []
+    return [Damage(file, "vectors", f"{len(bad)} of {len(ids)} vectors are not of unit length (chunk id {int(ids[bad[0]])} the first): "
+                                    "no embedder wrote them")]
 
 
 @dataclass(frozen=True)
