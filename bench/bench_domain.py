@@ -75,13 +75,18 @@ def is_right(row: dict, text: str, doc_id: str) -> bool:
     return row["kind"] != "country-year" or doc_id == doc_id_of(row["doc"])
 
 
+def holds_gold(text: str, golds) -> bool:
+    """A gold answer is written in ``text``, whitespace aside (PDF line breaks fall inside answers)."""
+    flat = " ".join(text.split())
+    return any(" ".join(g.split()) in flat for g in golds)
+
+
 def passages_hold_answer(row: dict, passages) -> bool:
     """A gold answer is written (whitespace aside) in one of ``passages`` (Hits), from the speech the question names
     when it names its country and year: the reader had the answer in front of it."""
-    golds = [" ".join(a["text"].split()) for a in row["answers"] or ()]
+    golds = [a["text"] for a in row["answers"] or ()]
     return any(
-        any(g in " ".join(h.chunk.text.split()) for g in golds)
-        and (row["kind"] != "country-year" or h.chunk.doc_id == doc_id_of(row["doc"]))
+        holds_gold(h.chunk.text, golds) and (row["kind"] != "country-year" or h.chunk.doc_id == doc_id_of(row["doc"]))
         for h in passages
     )
 
@@ -96,7 +101,7 @@ def judge(row: dict, answer, passages=None) -> dict:
         out["f1"] = round(f1, 3)
         out["right"] = bool(answer.found and is_right(row, answer.headline(), answer.quotes[0].doc_id if answer.quotes else ""))
         shown = answer.quotes or answer.related
-        out["quote_holds_answer"] = bool(shown) and any(" ".join(g.split()) in " ".join(shown[0].text.split()) for g in golds)
+        out["quote_holds_answer"] = bool(shown) and holds_gold(shown[0].text, golds)
         if passages is not None:
             out["read_holds_answer"] = passages_hold_answer(row, passages)
     else:
